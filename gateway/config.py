@@ -1,0 +1,204 @@
+"""Gateway configuration: a TOML file, then environment overrides, validated by msgspec.
+
+Any error names the key, and for the file also the line: ``config.toml:7: mqtt.port:
+Expected `int`, got `str```. Overrides are ``WARDWATCH_<SECTION>_<KEY>``, e.g.
+``WARDWATCH_MQTT_PORT=8883`` or ``WARDWATCH_INFLUX_TOKEN=...``. Secrets come from the
+environment or from ``*_file`` keys pointing at files outside the repo; they are never
+logged (``redacted()`` is what gets printed).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+
+import msgspec
+
+Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
+Positive = Annotated[int, msgspec.Meta(ge=1)]
+
+
+class Mqtt(msgspec.Struct, forbid_unknown_fields=True):
+    host: str = "127.0.0.1"
+    port: Port = 1883
+    username: str = "wardwatch-gateway"
+    password: str = ""
+    password_file: str = ""
+    tls: bool = False
+    cafile: str = ""
+    client_id: str = "wardwatch-gateway"
+    prefix: str = "wardwatch/v1"
+    # Wards this instance serves; "+" = all. Disjoint sets let several gateways share a broker.
+    wards: list[Annotated[str, msgspec.Meta(pattern=r"^(\+|[a-z0-9][a-z0-9-]{0,31})$")]] = msgspec.field(
+        default_factory=lambda: ["+"]
+    )
+    keepalive_s: Annotated[int, msgspec.Meta(ge=5, le=3600)] = 30
+    # Persistent session: the broker keeps our subscription and queued messages this long.
+    session_expiry_s: Annotated[int, msgspec.Meta(ge=3600)] = 86400
+
+
+class Influx(msgspec.Struct, forbid_unknown_fields=True):
+    url: str = "http://127.0.0.1:8086"
+    org: str = "wardwatch"
+    bucket: str = "wardwatch/autogen"
+    token: str = ""
+    token_file: str = ""
+    batch_size: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 5000
+    flush_interval_ms: Annotated[int, msgspec.Meta(ge=1, le=60_000)] = 100
+    timeout_ms: Annotated[int, msgspec.Meta(ge=100, le=600_000)] = 10_000
+
+
+class SpoolCfg(msgspec.Struct, forbid_unknown_fields=True):
+    max_bytes: Positive = 2 * 1024**3
+
+
+class Registry(msgspec.Struct, forbid_unknown_fields=True):
+    file: str = ""
+
+
+class Health(msgspec.Struct, forbid_unknown_fields=True):
+    listen: str = "127.0.0.1:8780"
+
+
+class Log(msgspec.Struct, forbid_unknown_fields=True):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["json", "text"] = "json"
+
+
+class Config(msgspec.Struct, forbid_unknown_fields=True):
+    state_dir: str = "/var/lib/wardwatch"
+    instance: str = "gw1"
+    mqtt: Mqtt = msgspec.field(default_factory=Mqtt)
+    influx: Influx = msgspec.field(default_factory=Influx)
+    spool: SpoolCfg = msgspec.field(default_factory=SpoolCfg)
+    registry: Registry = msgspec.field(default_factory=Registry)
+    health: Health = msgspec.field(default_factory=Health)
+    log: Log = msgspec.field(default_factory=Log)
+
+    def redacted(self) -> dict:
+        """The config as a dict with secrets replaced, for logs and `--print-config`."""
+        data = msgspec.to_builtins(self)
+        for section, key in (("mqtt", "password"), ("influx", "token")):
+            if data[section][key]:
+                data[section][key] = "***"
+        return data
+
+    def mqtt_password(self) -> str:
+        return _secret(self.mqtt.password, self.mqtt.password_file, "mqtt.password")
+
+    def influx_token(self) -> str:
+        return _secret(self.influx.token, self.influx.token_file, "influx.token")
+
+
+class ConfigError(Exception):
+    """A config problem, with the key (and file line) in the message."""
+
+
+ENV_PREFIX = "WARDWATCH_"
+_SECTIONS = ("mqtt", "influx", "spool", "registry", "health", "log")
+
+
+def _secret(value: str, file: str, key: str) -> str:
+    if value:
+        return value
+    if file:
+        try:
+            return Path(file).read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"{key}_file: cannot read {file}: {exc.strerror}") from None
+    return ""
+
+
+def _line_of(text: str, dotted: str) -> int | None:
+    """1-based line where ``dotted`` (``section.key`` or ``key``) is set in TOML ``text``."""
+    parts = dotted.split(".")
+    section, key = (parts[0], parts[1]) if len(parts) > 1 else (None, parts[0])
+    current = None
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        header = re.match(r"^\[\s*([A-Za-z0-9_.-]+)\s*\]", stripped)
+        if header:
+            current = header.group(1)
+            if current == dotted:
+                return number
+            if section is not None and current == section and len(parts) == 1:
+                return number
+            continue
+        if re.match(rf"^{re.escape(key)}\s*=", stripped) and current == section:
+            return number
+    if section is not None:
+        for number, line in enumerate(text.splitlines(), 1):
+            if re.match(rf"^\[\s*{re.escape(section)}\s*\]", line.strip()):
+                return number
+    return None
+
+
+def _path_of(err: msgspec.ValidationError) -> str:
+    text = str(err)
+    m = re.search(r" - at `\$\.?([^`]*)`", text)
+    path = m.group(1) if m else ""
+    path = re.sub(r"\[\d+\]", "", path)
+    m = re.search(r"(?:unknown|missing required) field `([^`]+)`", text)
+    if m:
+        path = f"{path}.{m.group(1)}" if path else m.group(1)
+    return path
+
+
+def _env_overrides(env: dict[str, str]) -> dict:
+    """``WARDWATCH_SECTION_KEY=value`` (or ``WARDWATCH_KEY`` for top-level keys) as a dict."""
+    out: dict = {}
+    for name, value in env.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        rest = name[len(ENV_PREFIX) :].lower()
+        section, _, key = rest.partition("_")
+        if section in _SECTIONS and key:
+            out.setdefault(section, {})[key] = value.split(",") if key == "wards" else value
+        elif rest in ("state_dir", "instance"):
+            out[rest] = value
+    return out
+
+
+def _merge(base: dict, over: dict) -> dict:
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load(path: str | Path | None, env: dict[str, str] | None = None) -> Config:
+    """Load the TOML file (None: defaults only) with ``env`` overrides (default os.environ)."""
+    env = dict(os.environ if env is None else env)
+    text, data, source = "", {}, "defaults"
+    if path is not None:
+        source = str(path)
+        try:
+            text = Path(path).read_text()
+        except OSError as exc:
+            raise ConfigError(f"{source}: cannot read: {exc.strerror}") from None
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
+    try:
+        msgspec.convert(data, Config)
+    except msgspec.ValidationError as err:
+        key = _path_of(err)
+        line = _line_of(text, key) if key else None
+        where = f"{source}:{line}" if line else source
+        raise ConfigError(f"{where}: {key or '(top level)'}: {str(err).split(' - at ')[0]}") from None
+    overrides = _env_overrides(env)
+    try:
+        # Environment values are strings; str_values lets "8883" become an int where one is due.
+        cfg = msgspec.convert(_merge(data, overrides), Config, strict=False)
+    except msgspec.ValidationError as err:
+        key = _path_of(err)
+        env_name = ENV_PREFIX + key.replace(".", "_").upper()
+        raise ConfigError(f"environment {env_name}: {str(err).split(' - at ')[0]}") from None
+    return cfg

@@ -1,0 +1,140 @@
+"""MQTT contract v1: topics and the validated decoding of readings and status.
+
+Pure functions; the ingest shell calls them once per message. The JSON Schemas in
+``docs/schema/`` state the same contract; tests check both agree.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+import msgspec
+
+MAX_PAYLOAD = 512
+FUTURE_SLACK_MS = 5 * 60 * 1000
+ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{2,31}$")
+WARD_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
+
+Seq = Annotated[int, msgspec.Meta(ge=0, le=2**32 - 1)]
+DeviceId = Annotated[str, msgspec.Meta(pattern=ID_RE.pattern)]
+
+
+class Reading(msgspec.Struct, frozen=True):
+    """A validated reading (see docs/protocol.md). Units: hr bpm, spo2 %, temp degC, pi %."""
+
+    v: Literal[1]
+    dev: DeviceId
+    seq: Seq
+    ts: Annotated[int, msgspec.Meta(ge=0)]
+    tq: Literal[0, 1]
+    hr: Annotated[int, msgspec.Meta(ge=20, le=300)] | None
+    spo2: Annotated[int, msgspec.Meta(ge=50, le=100)] | None
+    temp: Annotated[float, msgspec.Meta(ge=25.0, le=45.0)] | None
+    pi: Annotated[float, msgspec.Meta(ge=0.0, le=30.0)] | None
+    sqi: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)]
+    probe: Literal["ok", "off", "fault"]
+    sim: bool
+    batt: Annotated[int, msgspec.Meta(ge=0, le=100)] | None = None
+    rssi: int | None = None
+
+
+class Status(msgspec.Struct, frozen=True):
+    """A device status (retained) or its last will (state only)."""
+
+    v: Literal[1]
+    dev: DeviceId
+    state: Literal["online", "offline"]
+    fw: str | None = None
+    board: Literal["esp32", "rp2", "host"] | None = None
+    uptime_s: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    outbox: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    dropped: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    batt: Annotated[int, msgspec.Meta(ge=0, le=100)] | None = None
+    rssi: int | None = None
+
+
+class Rejected(Exception):
+    """A message the gateway refuses. ``reason`` is one of REASONS; ``detail`` says where."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+# Every reason a message can be rejected for; the `rejected` measurement is tagged with these.
+REASONS = (
+    "oversize",
+    "not_json",
+    "not_object",
+    "missing_key",
+    "wrong_type",
+    "out_of_range",
+    "bad_version",
+    "device_mismatch",
+    "future_ts",
+    "bad_topic",
+)
+
+_reading_decoder = msgspec.json.Decoder(Reading)
+_status_decoder = msgspec.json.Decoder(Status)
+
+
+def parse_topic(topic: str, prefix: str) -> tuple[str, str, str]:
+    """Split ``<prefix>/<ward>/<device>/<kind>`` into (ward, device, kind).
+
+    Raises Rejected("bad_topic") for anything else, including ids outside the contract.
+    """
+    if not topic.startswith(prefix + "/"):
+        raise Rejected("bad_topic", topic[:80])
+    parts = topic[len(prefix) + 1 :].split("/")
+    if len(parts) != 3 or not WARD_RE.match(parts[0]) or not ID_RE.match(parts[1]):
+        raise Rejected("bad_topic", topic[:80])
+    return parts[0], parts[1], parts[2]
+
+
+def _classify(err: msgspec.ValidationError) -> str:
+    text = str(err)
+    if text.startswith("Object missing required field"):
+        return "missing_key"
+    if text.startswith("Expected `object`") and " - at " not in text:
+        return "not_object"
+    if " - at `$.v`" in text:
+        return "bad_version"
+    if ">=" in text or "<=" in text or "Expected `str` matching regex" in text or "Invalid enum value" in text:
+        return "out_of_range"
+    return "wrong_type"
+
+
+def _decode(decoder, payload: bytes):
+    if len(payload) > MAX_PAYLOAD:
+        raise Rejected("oversize", f"{len(payload)} bytes > {MAX_PAYLOAD}")
+    try:
+        return decoder.decode(payload)
+    except msgspec.ValidationError as err:
+        raise Rejected(_classify(err), str(err)) from None
+    except msgspec.DecodeError as err:  # includes NaN/Infinity, truncation, bad UTF-8
+        raise Rejected("not_json", str(err)) from None
+
+
+def decode_reading(payload: bytes, topic_device: str, now_ms: int) -> Reading:
+    """Decode and validate one reading published on ``topic_device``'s vitals topic.
+
+    ``now_ms`` is the gateway's epoch time in ms, used for the future-timestamp rule.
+    Returns the Reading or raises Rejected with one of REASONS.
+    """
+    reading = _decode(_reading_decoder, payload)
+    if reading.dev != topic_device:
+        raise Rejected("device_mismatch", f"dev {reading.dev!r} on topic of {topic_device!r}")
+    if reading.tq == 1 and reading.ts > now_ms + FUTURE_SLACK_MS:
+        raise Rejected("future_ts", f"ts {reading.ts} is {(reading.ts - now_ms) // 1000} s ahead")
+    return reading
+
+
+def decode_status(payload: bytes, topic_device: str) -> Status:
+    """Decode a status or last-will payload; same rules as readings for size and device."""
+    status = _decode(_status_decoder, payload)
+    if status.dev != topic_device:
+        raise Rejected("device_mismatch", f"dev {status.dev!r} on topic of {topic_device!r}")
+    return status

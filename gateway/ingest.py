@@ -1,0 +1,186 @@
+"""Ingest: one MQTT message in, one line-protocol line (or none) out.
+
+``Processor.process`` is the functional core: topic + payload + time in, an ``Outcome`` out,
+no I/O. ``MqttIngest`` is the shell around paho-mqtt 2: a persistent MQTTv5 session
+(clean start off, session expiry >= 1 h), QoS 1, manual acknowledgement. Every message,
+stored, duplicate or rejected, is handed to the writer with its ack token, and its PUBACK
+is sent only when the writer reports the batch durable (in InfluxDB or in the spool).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from . import lineproto
+from .config import Config
+from .contract import Rejected, decode_reading, decode_status, parse_topic
+from .dedup import Dedup
+from .registry import Registry
+
+log = logging.getLogger("wardwatch.ingest")
+
+
+class Outcome:
+    """What became of one message: ``kind`` is stored | duplicate | status | ignored | rejected."""
+
+    __slots__ = ("kind", "line", "reason", "detail")
+
+    def __init__(self, kind: str, line: str | None = None, reason: str = "", detail: str = ""):
+        self.kind = kind
+        self.line = line
+        self.reason = reason
+        self.detail = detail
+
+
+class Processor:
+    """Pure per-message logic. Who calls it: ``MqttIngest.on_message`` (one thread)."""
+
+    def __init__(self, prefix: str, registry: Registry, dedup: Dedup | None = None):
+        self.prefix = prefix
+        self.registry = registry
+        self.dedup = dedup or Dedup()
+        self._last_ns = 0
+
+    def _unique_ns(self, now_ns: int) -> int:
+        # Receipt-stamped points (rejects, status, unsynced clocks) must not share a
+        # timestamp within a series, or InfluxDB would overwrite one with the other.
+        self._last_ns = max(now_ns, self._last_ns + 1)
+        return self._last_ns
+
+    def process(self, topic: str, payload: bytes, now_ns: int) -> Outcome:
+        ward = device = ""
+        try:
+            ward, device, kind = parse_topic(topic, self.prefix)
+            if kind == "vitals":
+                r = decode_reading(payload, device, now_ns // 1_000_000)
+                if self.dedup.is_duplicate(r.dev, r.seq, r.ts):
+                    return Outcome("duplicate")
+                # tq=0: ts is ms since boot, so the gateway stamps the reading on receipt.
+                t = r.ts * 1_000_000 if r.tq == 1 else self._unique_ns(now_ns)
+                return Outcome("stored", lineproto.vitals(r, ward, self.registry.bed_of(ward, device), t))
+            if kind == "status":
+                s = decode_status(payload, device)
+                return Outcome("status", lineproto.device(s, ward, self._unique_ns(now_ns)))
+            return Outcome("ignored")
+        except Rejected as rej:
+            line = lineproto.rejected(rej.reason, ward, device, payload, self._unique_ns(now_ns))
+            return Outcome("rejected", line, rej.reason, rej.detail)
+
+
+class RateLimitedLog:
+    """At most one log line per key per ``interval_s``; the rest are counted and summarised."""
+
+    def __init__(self, logger: logging.Logger, interval_s: float = 10.0):
+        self.logger = logger
+        self.interval = interval_s
+        self._last: dict[str, float] = {}
+        self._suppressed: Counter = Counter()
+
+    def warning(self, key: str, msg: str, *args, now: float | None = None, **extra) -> bool:
+        now = time.monotonic() if now is None else now
+        if now - self._last.get(key, -1e18) < self.interval:
+            self._suppressed[key] += 1
+            return False
+        suppressed = self._suppressed.pop(key, 0)
+        self._last[key] = now
+        self.logger.warning(msg, *args, extra={**extra, "suppressed": suppressed})
+        return True
+
+
+class MqttIngest:
+    """The MQTT shell. ``writer`` has ``submit(line, token)``; PUBACKs go out in ``on_durable``."""
+
+    def __init__(self, cfg: Config, processor: Processor, writer):
+        self.cfg = cfg
+        self.processor = processor
+        self.writer = writer
+        self.counts: Counter = Counter()
+        self.rejects: Counter = Counter()
+        self.connected = threading.Event()
+        self._generation = 0
+        self._paused = False
+        self._reject_log = RateLimitedLog(log)
+        m = cfg.mqtt
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=m.client_id, protocol=mqtt.MQTTv5, manual_ack=True
+        )
+        self.client.username_pw_set(m.username, cfg.mqtt_password() or None)
+        if m.tls:
+            self.client.tls_set(ca_certs=m.cafile or None)
+        self.client.reconnect_delay_set(1, 30)
+        self.client.on_connect = self.on_connect
+        self.client.on_disconnect = self.on_disconnect
+        self.client.on_message = self.on_message
+
+    def topics(self) -> list[str]:
+        p = self.cfg.mqtt.prefix
+        return [f"{p}/{ward}/+/{kind}" for ward in self.cfg.mqtt.wards for kind in ("vitals", "status")]
+
+    def start(self) -> None:
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = self.cfg.mqtt.session_expiry_s
+        self.client.connect_async(
+            self.cfg.mqtt.host, self.cfg.mqtt.port, self.cfg.mqtt.keepalive_s, clean_start=False, properties=props
+        )
+        self.client.loop_start()
+
+    def stop(self) -> None:
+        """Stop taking new messages; the caller flushes the writer, then calls ``close``."""
+        self._paused = True
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    # -- paho callbacks (network thread: keep them light) -----------------------------------
+
+    def on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            log.error("MQTT connect refused: %s", reason_code)
+            return
+        # PUBACKs for messages of an earlier connection must not be sent on this one: the
+        # broker redelivers those messages, and they are acknowledged again then.
+        self._generation += 1
+        client.subscribe([(t, 1) for t in self.topics()])
+        self.connected.set()
+        log.info(
+            "MQTT connected",
+            extra={"session_present": bool(flags.session_present), "topics": self.topics()},
+        )
+
+    def on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        self.connected.clear()
+        if not self._paused:
+            log.warning("MQTT disconnected: %s; reconnecting", reason_code)
+
+    def on_message(self, client, userdata, msg) -> None:
+        if self._paused:
+            return  # not acknowledged: the broker keeps it for the next run
+        outcome = self.processor.process(msg.topic, msg.payload, time.time_ns())
+        self.counts[outcome.kind] += 1
+        if outcome.kind == "rejected":
+            self.rejects[outcome.reason] += 1
+            self._reject_log.warning(
+                outcome.reason, "rejected %s on %s: %s", outcome.reason, msg.topic, outcome.detail,
+                reason=outcome.reason,
+            )
+        self.writer.submit(outcome.line, (self._generation, msg.mid, msg.qos))
+
+    def on_durable(self, tokens: list) -> None:
+        """Writer callback: the batch holding these messages is durable; acknowledge them."""
+        generation = self._generation
+        for token in tokens:
+            if token is None:
+                continue
+            gen, mid, qos = token
+            if qos and gen == generation:
+                self.client.ack(mid, qos)
+        self.counts["acked"] += len(tokens)

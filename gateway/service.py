@@ -1,0 +1,220 @@
+"""The gateway service: wires config, registry, ingest, writer, spool and health together.
+
+Run by ``wardwatch gateway --config FILE`` (systemd: provisioning/systemd). Stops cleanly on
+SIGTERM/SIGINT: it stops taking messages, flushes what it holds to InfluxDB or the spool,
+acknowledges that, and disconnects. Whatever was not acknowledged stays in the broker's
+persistent session for the next start.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from . import lineproto
+from .config import Config, ConfigError
+from .dedup import Dedup
+from .ingest import MqttIngest, Processor
+from .registry import Registry
+from .sinks.influx import InfluxWriter
+from .spool import Spool
+
+log = logging.getLogger("wardwatch.gateway")
+
+METRICS_INTERVAL_S = 10.0
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, with any ``extra=`` fields; for journald and log shippers."""
+
+    _skip = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        data = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for key, value in record.__dict__.items():
+            if key not in self._skip:
+                data[key] = value
+        if record.exc_info:
+            data["exc"] = self.formatException(record.exc_info)
+        return json.dumps(data, default=str)
+
+
+def setup_logging(level: str, fmt: str) -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # urllib3 logs every failed connection at WARNING; our own messages say it once.
+    logging.getLogger("urllib3").setLevel(logging.ERROR)
+
+
+def sd_notify(message: str) -> None:
+    """Tell systemd (Type=notify) our state; a no-op when not run by systemd."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return
+    if address.startswith("@"):
+        address = "\0" + address[1:]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+        s.connect(address)
+        s.sendall(message.encode())
+
+
+class Gateway:
+    """One gateway instance. ``start()`` returns once running; ``stop()`` shuts down cleanly."""
+
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        registry = Registry.load(cfg.registry.file) if cfg.registry.file else Registry()
+        state = Path(cfg.state_dir)
+        try:
+            state.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"state_dir: cannot create {state}: {exc.strerror}") from None
+        self.spool = Spool(state / "spool", cfg.spool.max_bytes)
+        self.processor = Processor(cfg.mqtt.prefix, registry, Dedup())
+        self.ingest: MqttIngest
+        self.writer = InfluxWriter(
+            url=cfg.influx.url,
+            token=cfg.influx_token(),
+            org=cfg.influx.org,
+            bucket=cfg.influx.bucket,
+            spool=self.spool,
+            on_durable=lambda tokens: self.ingest.on_durable(tokens),
+            batch_size=cfg.influx.batch_size,
+            flush_interval_ms=cfg.influx.flush_interval_ms,
+            timeout_ms=cfg.influx.timeout_ms,
+        )
+        self.ingest = MqttIngest(cfg, self.processor, self.writer)
+        self.registry = registry
+        self.started = time.monotonic()
+        self._stop = threading.Event()
+        self._health: ThreadingHTTPServer | None = None
+
+    # -- health ---------------------------------------------------------------------------
+
+    def health(self) -> tuple[int, dict]:
+        """(HTTP status, body) for /healthz: 200 while MQTT is up and nothing is stuck."""
+        mqtt_ok = self.ingest.connected.is_set()
+        body = {
+            "status": "ok" if mqtt_ok else "degraded",
+            "instance": self.cfg.instance,
+            "mqtt_connected": mqtt_ok,
+            "influx_ok": self.writer.db_ok,
+            "spool_batches": len(self.spool),
+            "spool_bytes": self.spool.bytes,
+            "pending": self.writer.pending,
+            "counts": dict(self.ingest.counts),
+            "rejected": dict(self.ingest.rejects),
+            "writer": dict(self.writer.stats),
+            "devices_registered": len(self.registry),
+            "uptime_s": int(time.monotonic() - self.started),
+        }
+        return (200 if mqtt_ok else 503), body
+
+    def _serve_health(self) -> None:
+        host, _, port = self.cfg.health.listen.rpartition(":")
+        gateway = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):  # noqa: N802
+                if self.path.split("?")[0] != "/healthz":
+                    self.send_error(404)
+                    return
+                status, body = gateway.health()
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        try:
+            self._health = ThreadingHTTPServer((host or "127.0.0.1", int(port)), Handler)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"health.listen: cannot listen on {self.cfg.health.listen!r}: {exc}") from None
+        self._health.daemon_threads = True
+        threading.Thread(target=self._health.serve_forever, name="healthz", daemon=True).start()
+
+    @property
+    def health_port(self) -> int:
+        return self._health.server_address[1] if self._health else 0
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._serve_health()
+        self.writer.start()
+        self.ingest.start()
+        threading.Thread(target=self._metrics_loop, name="self-metrics", daemon=True).start()
+        log.info("gateway started", extra={"config": self.cfg.redacted(), "healthz_port": self.health_port})
+
+    def _metrics_loop(self) -> None:
+        notified = False
+        watchdog = int(os.environ.get("WATCHDOG_USEC", "0")) / 2e6
+        last = time.monotonic()
+        while not self._stop.wait(watchdog or 1.0):
+            if self.ingest.connected.is_set() and not notified:
+                sd_notify("READY=1")
+                notified = True
+            if watchdog and self.ingest.connected.is_set():
+                sd_notify("WATCHDOG=1")
+            now = time.monotonic()
+            if now - last >= METRICS_INTERVAL_S:
+                last = now
+                self.writer.submit(self._metrics_line(), None)
+
+    def _metrics_line(self) -> str:
+        c = self.ingest.counts
+        fields = {
+            "received": sum(v for k, v in c.items() if k != "acked"),
+            "stored": c["stored"],
+            "duplicates": c["duplicate"],
+            "rejected": c["rejected"],
+            "acked": c["acked"],
+            "spool_bytes": self.spool.bytes,
+            "spool_batches": len(self.spool),
+            "pending": self.writer.pending,
+            "write_ms": round(self.writer.last_write_ms, 2),
+        }
+        return lineproto.gateway(fields, self.cfg.instance, time.time_ns())
+
+    def stop(self) -> None:
+        sd_notify("STOPPING=1")
+        self._stop.set()
+        self.ingest.stop()
+        self.writer.stop()
+        self.ingest.close()
+        if self._health:
+            self._health.shutdown()
+            self._health.server_close()
+        log.info("gateway stopped", extra={"counts": dict(self.ingest.counts)})
+
+
+def run(cfg: Config) -> int:
+    """Run until SIGTERM/SIGINT. Returns the process exit code."""
+    setup_logging(cfg.log.level, cfg.log.format)
+    gateway = Gateway(cfg)
+    done = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: done.set())
+    gateway.start()
+    done.wait()
+    gateway.stop()
+    return 0

@@ -1,0 +1,198 @@
+"""Batched InfluxDB writer with a disk spool: a batch is either in the database or on disk.
+
+Who calls it: the ingest callback ``submit()``s one line (or none) plus an acknowledgement
+token per MQTT message. A writer thread cuts batches (``batch_size`` lines or
+``flush_interval_ms`` after the first line), writes them through influxdb-client's
+synchronous v2 write API with gzip, and only then hands the batch's tokens to ``on_durable``
+(which sends the PUBACKs). When the write fails, the batch goes to the spool first and is
+acknowledged after that; from then on new batches go straight to the spool (no time lost on
+a dead database) until a drainer thread has emptied the spool into the database again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from influxdb_client import InfluxDBClient, WritePrecision
+from influxdb_client.client.write_api import SYNCHRONOUS
+from influxdb_client.rest import ApiException
+
+from ..spool import Spool, SpoolFull
+
+log = logging.getLogger("wardwatch.influx")
+
+
+class WriteRejected(Exception):
+    """The database refused the batch itself (HTTP 400): retrying cannot help."""
+
+
+class InfluxWriter:
+    """See the module docstring. ``on_durable(tokens)`` runs on the writer thread."""
+
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        org: str,
+        bucket: str,
+        spool: Spool,
+        on_durable: Callable[[list], None],
+        batch_size: int = 5000,
+        flush_interval_ms: int = 100,
+        timeout_ms: int = 10_000,
+        drain_interval_s: float = 1.0,
+    ):
+        self._client = InfluxDBClient(url=url, token=token, org=org, enable_gzip=True, timeout=timeout_ms)
+        self._write_api = self._client.write_api(write_options=SYNCHRONOUS)
+        self._bucket = bucket
+        self._org = org
+        self.spool = spool
+        self._on_durable = on_durable
+        self.batch_size = batch_size
+        self.flush_interval = flush_interval_ms / 1000
+        self.drain_interval = drain_interval_s
+        self._lines: list[str] = []
+        self._tokens: list = []
+        self._first_at = 0.0
+        self._cond = threading.Condition()
+        self._stopping = False
+        # False while the spool holds batches: new batches then go straight to disk.
+        self.db_ok = not len(spool)
+        self.stats = {"written_lines": 0, "spooled_lines": 0, "drained_batches": 0, "write_errors": 0, "batches": 0}
+        self.last_write_ms = 0.0
+        self._writer = threading.Thread(target=self._write_loop, name="influx-writer", daemon=True)
+        self._drainer = threading.Thread(target=self._drain_loop, name="spool-drainer", daemon=True)
+
+    # -- called from the MQTT thread -------------------------------------------------------
+
+    def submit(self, line: str | None, token) -> None:
+        """Queue one line (None for an ack-only message) and its acknowledgement token."""
+        with self._cond:
+            if not self._tokens:
+                self._first_at = time.monotonic()
+            if line is not None:
+                self._lines.append(line)
+            self._tokens.append(token)
+            if len(self._lines) >= self.batch_size:
+                self._cond.notify()
+
+    @property
+    def pending(self) -> int:
+        return len(self._tokens)
+
+    # -- threads ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._writer.start()
+        self._drainer.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Flush what is pending (to the database or the spool), then stop both threads."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        self._writer.join(timeout)
+        self._drainer.join(timeout)
+        self._client.close()
+
+    def _take_batch(self) -> tuple[list[str], list] | None:
+        with self._cond:
+            while True:
+                if self._tokens:
+                    due = self._first_at + self.flush_interval - time.monotonic()
+                    if len(self._lines) >= self.batch_size or due <= 0 or self._stopping:
+                        break
+                    self._cond.wait(due)
+                elif self._stopping:
+                    return None
+                else:
+                    self._cond.wait(0.5)
+            lines, tokens = self._lines, self._tokens
+            self._lines, self._tokens = [], []
+            return lines, tokens
+
+    def _write_loop(self) -> None:
+        while (batch := self._take_batch()) is not None:
+            lines, tokens = batch
+            if lines:
+                self._store(lines)
+            self._on_durable(tokens)
+
+    def _store(self, lines: list[str]) -> None:
+        """Write to the database, else to the spool; returns only once the batch is durable."""
+        payload = "\n".join(lines).encode()
+        self.stats["batches"] += 1
+        if self.db_ok:
+            try:
+                self._write(payload)
+                self.stats["written_lines"] += len(lines)
+                return
+            except WriteRejected as exc:
+                log.error("database rejected a batch of %d lines: %s", len(lines), exc)
+            except Exception as exc:  # connection refused, timeout, 5xx, auth: keep it on disk
+                self.stats["write_errors"] += 1
+                log.warning("database write failed (%s); spooling from now on", _short(exc))
+            self.db_ok = False
+        while True:
+            try:
+                self.spool.append(payload)
+                self.stats["spooled_lines"] += len(lines)
+                return
+            except SpoolFull as exc:
+                # Back-pressure: keep the MQTT messages unacknowledged until there is room.
+                log.error("%s; waiting for the database", exc)
+                time.sleep(1.0)
+
+    def _write(self, payload: bytes) -> None:
+        t0 = time.perf_counter()
+        try:
+            self._write_api.write(bucket=self._bucket, org=self._org, record=payload, write_precision=WritePrecision.NS)
+        except ApiException as exc:
+            if exc.status == 400:
+                raise WriteRejected(str(exc.body)[:300]) from None
+            raise
+        self.last_write_ms = (time.perf_counter() - t0) * 1000
+
+    def _drain_loop(self) -> None:
+        backoff = self.drain_interval
+        while True:
+            with self._cond:
+                if self._stopping:
+                    return
+                self._cond.wait(backoff)
+                if self._stopping:
+                    return
+            if self.drain_once():
+                backoff = self.drain_interval
+            else:
+                backoff = min(backoff * 2, 30.0)
+
+    def drain_once(self) -> bool:
+        """Move spooled batches into the database, oldest first. False if the database failed."""
+        while (item := self.spool.oldest()) is not None:
+            path, payload = item
+            try:
+                self._write(payload)
+            except WriteRejected as exc:
+                kept = self.spool.set_aside(path)
+                log.error("database rejected spooled batch; kept for an operator in %s: %s", kept, exc)
+                continue
+            except Exception as exc:
+                log.info("spool drain paused, database unavailable (%s)", _short(exc))
+                return False
+            self.spool.remove(path)
+            self.stats["drained_batches"] += 1
+            self.stats["written_lines"] += payload.count(b"\n") + 1
+        if not self.db_ok:
+            log.warning("spool drained; writing to the database directly again")
+        self.db_ok = True
+        return True
+
+
+def _short(exc: Exception) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    return text.splitlines()[0][:200]
+
