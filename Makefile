@@ -1,0 +1,33 @@
+# WardWatch: `make demo` and `make test` work from a fresh clone on Debian/Ubuntu.
+# Each installs what it needs (Debian packages, a venv with the project, npm packages),
+# runs its own Mosquitto and InfluxDB on free loopback ports, and stops them on exit.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: deps venv test demo bench clean
+
+deps:
+	@sh tests/stack/install-deps.sh
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $(STAMP)
+
+venv: deps $(STAMP)
+
+test: venv
+	$(PY) -m pytest -q
+
+demo: venv
+	$(PY) -m wardstack.demo
+
+bench: venv
+	$(PY) bench/throughput.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info
