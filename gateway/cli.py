@@ -8,6 +8,9 @@ import os
 import sys
 
 
+SIM_HELP = "run a simulated ward: N copies of the bedside firmware on this host"
+
+
 def _cmd_gateway(args) -> int:
     from . import config, service
 
@@ -23,9 +26,12 @@ def _cmd_gateway(args) -> int:
 
 
 def _cmd_sim(args) -> int:
+    # The simulator owns its options (and --help); the gateway never imports firmware code.
     from wardsim import sim
 
-    return sim.run(args)
+    parser = argparse.ArgumentParser(prog="wardwatch sim", description=SIM_HELP)
+    sim.add_arguments(parser)
+    return sim.run(parser.parse_args(args.sim_args))
 
 
 def _cmd_ward(args) -> int:
@@ -60,10 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--print-config", action="store_true", help="print the effective config (secrets redacted) and exit")
     p.set_defaults(func=_cmd_gateway)
 
-    p = sub.add_parser("sim", help="run a simulated ward: N copies of the firmware on this host")
-    from wardsim import sim
-
-    sim.add_arguments(p)
+    p = sub.add_parser("sim", help=SIM_HELP, add_help=False)
+    p.add_argument("sim_args", nargs=argparse.REMAINDER, help="simulator options; see 'wardwatch sim --help'")
     p.set_defaults(func=_cmd_sim)
 
     p = sub.add_parser("ward", help="live terminal view of one ward, read from InfluxDB")
