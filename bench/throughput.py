@@ -1,0 +1,199 @@
+"""End-to-end throughput benchmark (``make bench``). Prints JSON; the last line is the result.
+
+D simulated devices (the real firmware on the host simulator) publish at a total rate R
+through the real Mosquitto and gateway into InfluxDB. Measured in one run:
+
+- ``offered_rate``: readings the devices made per second; ``stored_rate``: readings stored
+  per second, from the first publish until the last one is visible in InfluxDB;
+- ``lost`` / ``duplicates``: per device, every ``seq`` the simulator made, checked in InfluxDB;
+- ``p50_store_ms`` / ``p99_store_ms``: publish -> visible in InfluxDB, from a probe device
+  publishing 20 readings/s inside the same stream and a poller querying every 10 ms
+  (so each figure carries up to 10 ms of polling resolution);
+- ``gateway_cpu_pct`` (100 = one core) and ``gateway_rss_mb`` from /proc;
+- ``paho_drain_rate``: a bare paho subscriber's persistent session queues the same stream
+  during the run; afterwards it reconnects and drains the backlog, timed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from wardstack.services import TESTER_USER, wait_until  # noqa: E402
+from wardstack.ward import Ward  # noqa: E402
+
+PROBE = "bench-probe"
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def proc_cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def proc_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def tester(ward: Ward, client_id: str, clean: bool = True) -> mqtt.Client:
+    c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    c.username_pw_set(TESTER_USER, ward.stack.password(TESTER_USER))
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = 3600
+    c.connect("127.0.0.1", ward.stack.mosquitto.port, clean_start=clean, properties=props)
+    return c
+
+
+class Probe:
+    """Publishes ``rate`` readings/s as device PROBE and times each until InfluxDB has it."""
+
+    def __init__(self, ward: Ward, rate: float = 20.0):
+        self.ward = ward
+        self.rate = rate
+        self.sent: dict[int, float] = {}
+        self.seen: dict[int, float] = {}
+        self.stop = threading.Event()
+        self.client = tester(ward, "bench-probe")
+        self.client.loop_start()
+
+    def publish_loop(self) -> None:
+        seq, t0 = 0, time.monotonic()
+        base_ms = int(time.time() * 1000)
+        while not self.stop.is_set():
+            doc = {"v": 1, "dev": PROBE, "seq": seq, "ts": base_ms + seq, "tq": 1, "hr": 70, "spo2": 97, "temp": 36.6,
+                   "pi": 2.0, "sqi": 0.9, "probe": "ok", "sim": True}
+            self.sent[seq] = time.monotonic()
+            self.client.publish(f"wardwatch/v1/{self.ward.ward}/{PROBE}/vitals", json.dumps(doc), qos=1)
+            seq += 1
+            time.sleep(max(0.0, t0 + seq / self.rate - time.monotonic()))
+
+    def poll_loop(self) -> None:
+        influx = self.ward.stack.influx
+        while not self.stop.is_set() or len(self.seen) < len(self.sent):
+            for row in influx.rows(f"SELECT seq FROM vitals WHERE device='{PROBE}' AND time > now() - 2h"):
+                self.seen.setdefault(row["seq"], time.monotonic())
+            if self.stop.is_set() and time.monotonic() > self.deadline:
+                break
+            time.sleep(0.01)
+
+    def latencies_ms(self) -> list[float]:
+        return sorted((self.seen[s] - self.sent[s]) * 1000 for s in self.seen if s in self.sent)
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--devices", type=int, default=100, help="simulated devices (D)")
+    ap.add_argument("--rate", type=float, default=5000, help="total readings/s offered (R)")
+    ap.add_argument("--seconds", type=float, default=30, help="how long the devices publish")
+    args = ap.parse_args()
+    per_device = args.rate / args.devices
+
+    with tempfile.TemporaryDirectory(prefix="wardwatch-bench-") as tmp, Ward(Path(tmp), "bench", args.devices) as ward:
+        # The bare subscriber's persistent session queues the stream while it is away.
+        drain = tester(ward, "bench-paho-drain", clean=True)
+        drain.subscribe("wardwatch/v1/+/+/vitals", qos=1)
+        drain.loop(1.0)
+        drain.disconnect()
+
+        pid = ward.gateway.proc.pid
+        cpu0, t0 = proc_cpu_s(pid), time.monotonic()
+        probe = Probe(ward)
+        probe.deadline = float("inf")
+        threads = [threading.Thread(target=probe.publish_loop), threading.Thread(target=probe.poll_loop)]
+        for t in threads:
+            t.start()
+        sim = ward.start_sim("--rate", f"{per_device}", "--duration", str(args.seconds), "--outbox", "100000")
+        sim.wait(timeout=args.seconds + 120)
+        publish_end = time.monotonic()
+        summary = sim.summary()
+        made = {dev: s["seq_next"] for dev, s in summary.items()}
+        total_made = sum(made.values())
+        influx = ward.stack.influx
+
+        def stored_total() -> int:
+            rows = influx.rows(f"SELECT count(seq) FROM vitals WHERE ward='bench' AND device!='{PROBE}'")
+            return rows[0]["count"] if rows else 0
+
+        wait_until(lambda: stored_total() >= total_made, 300, "every reading in InfluxDB", interval=0.2)
+        stored_at = time.monotonic()
+        cpu1 = proc_cpu_s(pid)
+        probe.deadline = time.monotonic() + 5
+        probe.stop.set()
+        for t in threads:
+            t.join()
+
+        lost = duplicates = 0
+        for dev, n in made.items():
+            counts = Counter(r["seq"] for r in influx.rows(f"SELECT seq FROM vitals WHERE device='{dev}'"))
+            lost += sum(1 for s in range(n) if s not in counts)
+            duplicates += sum(c - 1 for c in counts.values())
+
+        # Now the bare paho drain of the same stream (queued in its session meanwhile).
+        got = Counter()
+        done = threading.Event()
+        expected = total_made + len(probe.sent)
+
+        def on_message(client, userdata, msg):
+            got["n"] += 1
+            if got["n"] >= expected:
+                done.set()
+
+        drain = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-paho-drain", protocol=mqtt.MQTTv5)
+        drain.username_pw_set(TESTER_USER, ward.stack.password(TESTER_USER))
+        drain.on_message = on_message
+        d0 = time.monotonic()
+        drain.connect("127.0.0.1", ward.stack.mosquitto.port, clean_start=False)
+        drain.loop_start()
+        done.wait(120)
+        drain_s = time.monotonic() - d0
+        drain.loop_stop()
+
+        lat = probe.latencies_ms()
+        result = {
+            "devices": args.devices,
+            "seconds": args.seconds,
+            "offered_rate": round(total_made / (publish_end - t0), 1),
+            "target_rate": args.rate,
+            "stored_rate": round(total_made / (stored_at - t0), 1),
+            "readings": total_made,
+            "lost": lost,
+            "duplicates": duplicates,
+            "dropped_by_devices": sum(s["dropped"] for s in summary.values()),
+            "p50_store_ms": round(percentile(lat, 50), 1),
+            "p99_store_ms": round(percentile(lat, 99), 1),
+            "latency_samples": len(lat),
+            "gateway_cpu_pct": round(100 * (cpu1 - cpu0) / (stored_at - t0), 1),
+            "gateway_rss_mb": round(proc_rss_mb(pid), 1),
+            "paho_drain_rate": round(got["n"] / drain_s, 1),
+            "paho_drained": got["n"],
+            "gateway_vs_paho": round((total_made / (stored_at - t0)) / (got["n"] / drain_s), 3),
+        }
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
