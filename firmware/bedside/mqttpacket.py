@@ -1,0 +1,256 @@
+"""MQTT 3.1.1 packets: pure encode and decode, no I/O (OASIS MQTT 3.1.1, section 2-3).
+
+Encoders return ``bytes`` (a whole packet, fixed header included). ``split(buf, pos)`` finds
+the next whole packet in a byte buffer; the ``parse_*`` functions take that packet's body
+(the bytes after the fixed header) and return tuples. Topics and client ids may be ``str``
+or ``bytes``; decoded topics are ``str``, payloads ``bytes``. Who calls it: ``bedside.mqtt``
+and the tests; nothing here allocates more than the packet it builds.
+"""
+
+from struct import pack, unpack_from
+
+CONNECT = 1
+CONNACK = 2
+PUBLISH = 3
+PUBACK = 4
+SUBSCRIBE = 8
+SUBACK = 9
+PINGREQ = 12
+PINGRESP = 13
+DISCONNECT = 14
+
+MAX_REMAINING = 268435455  # 4 varint bytes
+
+# CONNACK return codes (3.2.2.3)
+CONNACK_TEXT = {
+    0: "accepted",
+    1: "unacceptable protocol version",
+    2: "identifier rejected",
+    3: "server unavailable",
+    4: "bad user name or password",
+    5: "not authorized",
+}
+
+PINGREQ_PKT = b"\xc0\x00"
+PINGRESP_PKT = b"\xd0\x00"
+DISCONNECT_PKT = b"\xe0\x00"
+
+
+class MalformedPacket(ValueError):
+    pass
+
+
+def _b(s):
+    return s.encode() if isinstance(s, str) else bytes(s)
+
+
+def _field(s):
+    """A length-prefixed UTF-8 string or binary field."""
+    s = _b(s)
+    if len(s) > 65535:
+        raise ValueError("field longer than 65535 bytes")
+    return pack("!H", len(s)) + s
+
+
+def varint(n):
+    """Encode the remaining length ``n`` (0..268435455) as 1-4 bytes."""
+    if n < 0 or n > MAX_REMAINING:
+        raise ValueError("remaining length out of range")
+    if n < 128:
+        return bytes((n,))
+    out = bytearray()
+    while True:
+        d = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(d | 0x80)
+        else:
+            out.append(d)
+            return bytes(out)
+
+
+def decode_varint(buf, pos=0):
+    """Decode a remaining length at ``buf[pos]``: ``(value, next_pos)``, or None when the
+    buffer ends first. Raises MalformedPacket for a 5th continuation byte."""
+    value = 0
+    shift = 0
+    for i in range(4):
+        if pos + i >= len(buf):
+            return None
+        d = buf[pos + i]
+        value |= (d & 0x7F) << shift
+        if not d & 0x80:
+            return value, pos + i + 1
+        shift += 7
+    raise MalformedPacket("remaining length longer than 4 bytes")
+
+
+def _packet(first, body):
+    return bytes((first,)) + varint(len(body)) + body
+
+
+def split(buf, pos=0):
+    """Find the packet starting at ``buf[pos]``.
+
+    Returns ``(ptype, flags, body_start, end)`` where the body is ``buf[body_start:end]``
+    and the next packet starts at ``end``; or None when the buffer holds no whole packet yet.
+    """
+    if pos >= len(buf):
+        return None
+    r = decode_varint(buf, pos + 1)
+    if r is None:
+        return None
+    n, start = r
+    end = start + n
+    if end > len(buf):
+        return None
+    first = buf[pos]
+    return first >> 4, first & 0x0F, start, end
+
+
+# --- CONNECT / CONNACK ---------------------------------------------------------------
+
+def connect(client_id, keepalive=60, clean=True, user=None, password=None, will=None):
+    """CONNECT. ``keepalive`` in s (0..65535). ``will`` is None or
+    ``(topic, payload, qos, retain)``. A password needs a user (3.1.2.9)."""
+    flags = 0x02 if clean else 0
+    payload = _field(client_id)
+    if will is not None:
+        topic, msg, qos, retain = will
+        flags |= 0x04 | (qos << 3) | (0x20 if retain else 0)
+        payload += _field(topic) + _field(msg)
+    if user is not None:
+        flags |= 0x80
+        payload += _field(user)
+    if password is not None:
+        if user is None:
+            raise ValueError("a password needs a user name")
+        flags |= 0x40
+        payload += _field(password)
+    body = b"\x00\x04MQTT\x04" + bytes((flags,)) + pack("!H", keepalive) + payload
+    return _packet(0x10, body)
+
+
+def _read_field(body, pos):
+    (n,) = unpack_from("!H", body, pos)
+    end = pos + 2 + n
+    if end > len(body):
+        raise MalformedPacket("field overruns packet")
+    return bytes(body[pos + 2 : end]), end
+
+
+def parse_connect(body):
+    """Decode a CONNECT body into a dict with keys client_id, keepalive, clean, user,
+    password, will (as given to ``connect``; strings decoded, payloads bytes)."""
+    if bytes(body[:6]) != b"\x00\x04MQTT" or body[6] != 4:
+        raise MalformedPacket("not MQTT 3.1.1")
+    flags = body[7]
+    (keepalive,) = unpack_from("!H", body, 8)
+    cid, pos = _read_field(body, 10)
+    will = user = password = None
+    if flags & 0x04:
+        topic, pos = _read_field(body, pos)
+        msg, pos = _read_field(body, pos)
+        will = (topic.decode(), msg, (flags >> 3) & 3, bool(flags & 0x20))
+    if flags & 0x80:
+        user, pos = _read_field(body, pos)
+        user = user.decode()
+    if flags & 0x40:
+        password, pos = _read_field(body, pos)
+        password = password.decode()
+    return {
+        "client_id": cid.decode(),
+        "keepalive": keepalive,
+        "clean": bool(flags & 0x02),
+        "user": user,
+        "password": password,
+        "will": will,
+    }
+
+
+def connack(session_present=False, rc=0):
+    return bytes((0x20, 2, 1 if session_present else 0, rc))
+
+
+def parse_connack(body):
+    """``(session_present, return_code)``; return code 0 is accepted (CONNACK_TEXT)."""
+    if len(body) != 2:
+        raise MalformedPacket("CONNACK length")
+    return bool(body[0] & 1), body[1]
+
+
+# --- PUBLISH / PUBACK ------------------------------------------------------------------
+
+def publish(topic, payload, qos=0, retain=False, dup=False, pid=0):
+    """PUBLISH. ``qos`` 0 or 1; ``pid`` (1..65535) only for QoS 1; ``dup`` marks a resend."""
+    first = 0x30 | (qos << 1) | (1 if retain else 0) | (0x08 if dup else 0)
+    topic = _b(topic)
+    payload = _b(payload)
+    if qos:
+        head = pack("!H", len(topic)) + topic + pack("!H", pid)
+    else:
+        head = pack("!H", len(topic)) + topic
+    return bytes((first,)) + varint(len(head) + len(payload)) + head + payload
+
+
+def set_dup(packet):
+    """The same PUBLISH packet with the DUP flag set (a QoS 1 retransmission)."""
+    return bytes((packet[0] | 0x08,)) + packet[1:]
+
+
+def parse_publish(flags, body):
+    """``(topic, payload, qos, retain, dup, pid)`` from a PUBLISH's fixed-header flags and
+    body; ``pid`` is 0 for QoS 0."""
+    qos = (flags >> 1) & 3
+    if qos == 3:
+        raise MalformedPacket("QoS 3")
+    topic, pos = _read_field(body, 0)
+    pid = 0
+    if qos:
+        (pid,) = unpack_from("!H", body, pos)
+        pos += 2
+    return topic.decode(), bytes(body[pos:]), qos, bool(flags & 1), bool(flags & 8), pid
+
+
+def puback(pid):
+    return pack("!BBH", 0x40, 2, pid)
+
+
+def parse_pid(body):
+    """The packet id of a PUBACK (or any packet whose body starts with it)."""
+    if len(body) < 2:
+        raise MalformedPacket("no packet id")
+    return unpack_from("!H", body, 0)[0]
+
+
+# --- SUBSCRIBE / SUBACK ----------------------------------------------------------------
+
+def subscribe(pid, topics):
+    """SUBSCRIBE for ``topics``: a list of ``(topic_filter, qos)``."""
+    body = pack("!H", pid)
+    for topic, qos in topics:
+        body += _field(topic) + bytes((qos,))
+    return _packet(0x82, body)
+
+
+def parse_subscribe(body):
+    """``(pid, [(topic_filter, qos), ...])``."""
+    pid = parse_pid(body)
+    pos = 2
+    topics = []
+    while pos < len(body):
+        topic, pos = _read_field(body, pos)
+        if pos >= len(body):
+            raise MalformedPacket("SUBSCRIBE without QoS byte")
+        topics.append((topic.decode(), body[pos]))
+        pos += 1
+    return pid, topics
+
+
+def suback(pid, codes):
+    return _packet(0x90, pack("!H", pid) + bytes(codes))
+
+
+def parse_suback(body):
+    """``(pid, [return_code, ...])``; 0x80 means the subscription failed."""
+    return parse_pid(body), list(body[2:])
