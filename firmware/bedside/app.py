@@ -56,7 +56,7 @@ BROKER_DEFAULTS = {
     "cafile": None,
     "keepalive": 30,
     "backoff_min_ms": 500,
-    "backoff_max_ms": 30000,
+    "backoff_max_ms": 5000,  # a monitor must be back within seconds of the broker
     "timeout_ms": 10000,
 }
 MAX_RATE_HZ = 1000

@@ -68,6 +68,17 @@ class WifiBoard:
     def batt(self):
         return None  # mains powered until a battery gauge is wired (board profile issue)
 
+    def sync_time(self, clock):
+        """Set ``clock`` from NTP (``ntptime``); True on success, raises otherwise."""
+        import ntptime
+        import time
+
+        ntptime.settime()
+        # Ports differ in their epoch (1970 or 2000): ask gmtime where 0 lies.
+        offset = 946684800 if time.gmtime(0)[0] == 2000 else 0
+        clock.set_epoch_ms((time.time() + offset) * 1000)
+        return True
+
     def unique_id(self):
         return "".join("%02x" % b for b in self._machine.unique_id())
 

@@ -74,7 +74,7 @@ class MQTTClient:
 
     def __init__(self, client_id, host, port=1883, user=None, password=None, keepalive=30,
                  ssl=None, will=None, clean=True, max_inflight=8, backoff_min_ms=500,
-                 backoff_max_ms=30000, timeout_ms=10000, on_connect=None, on_ack=None,
+                 backoff_max_ms=5000, timeout_ms=10000, on_connect=None, on_ack=None,
                  on_message=None, log=None):
         if max_inflight < 1:
             raise ValueError("max_inflight must be >= 1")

@@ -10,9 +10,9 @@ t_s): time is passed in, noise comes from a hash of (seed, channel, time knot), 
 random generator, so any two calls with the same arguments agree. Every value stays inside
 the contract's plausible ranges.
 
-Noise: smooth value noise (random knots, smoothstep between them) at a slow and a fast time
-scale per channel, plus respiratory sinus arrhythmia on the pulse. This gives plausible
-wander and beat-to-beat variability without state.
+Noise: smooth value noise (random knots, smoothstep between them): slow wander on every
+channel, plus beat-to-beat variability and respiratory sinus arrhythmia on the pulse and a
+faster component on SpO2. Plausible variability without state.
 
 A scenario is a list of phases (dicts), in any order::
 
@@ -178,7 +178,7 @@ class Patient:
                 self.events.append((t0, "power", ph.get("for_s")))
             if "network" in ph:
                 self.events.append((t0, "network", ph.get("for_s")))
-        self._knots = {}  # (channel, period) -> (k, a, b): a cache, results do not depend on it
+        self._knots = {}  # noise key -> (knot, a, b): a cache; results do not depend on it
 
     def target(self, ch, t):
         """The scenario's value of channel ``ch`` at ``t`` s, before noise."""
@@ -200,41 +200,35 @@ class Patient:
             state = s
         return state
 
-    def _noise(self, ch, period, t):
+    def _noise(self, key, period, t):
+        """Value noise in [-1, 1) for channel ``key`` with knots every ``period`` s."""
         u = t / period
         k = int(u)
-        key = ch * 1000 + period
         c = self._knots.get(key)
         if c is None or c[0] != k:
             c = (k, _hash(self.seed, key, k), _hash(self.seed, key, k + 1))
             self._knots[key] = c
         f = u - k
-        return c[1] + (c[2] - c[1]) * f * f * (3 - 2 * f)
+        a = c[1]
+        return a + (c[2] - a) * f * f * (3 - 2 * f)
 
     def sample(self, t_s):
         """The vitals at ``t_s`` (s since the scenario started, >= 0); see module doc."""
         t = t_s if t_s > 0 else 0
         n = self._noise
-        temp = self.target("temp", t) + 0.08 * n(3, 300, t) + 0.03 * n(3, 47, t)
-        probe = self.probe(t)
+        target = self.target
+        temp = _clip(target("temp", t) + 0.1 * n(30, 300, t), "temp")
+        probe = self.probe(t) if self._probe else "ok"
         if probe != "ok":
-            return {"hr": None, "spo2": None, "temp": _clip(temp, "temp"), "pi": None, "sqi": 0.0, "probe": probe}
-        hr = (
-            self.target("hr", t)
-            + 4.0 * n(1, 30, t)
-            + 2.0 * n(1, 5, t)
-            + 1.0 * n(1, 1, t)
-            + 1.5 * sin(6.2832 * t / self._resp)
-        )
-        spo2 = self.target("spo2", t) + 0.8 * n(2, 40, t) + 0.5 * n(2, 4, t)
-        pi = self.target("pi", t) * (1 + 0.15 * n(4, 20, t) + 0.05 * n(4, 3, t))
-        sqi = self.target("sqi", t) + 0.03 * n(5, 10, t) + 0.02 * n(5, 2, t)
+            return {"hr": None, "spo2": None, "temp": temp, "pi": None, "sqi": 0.0, "probe": probe}
         return {
-            "hr": _clip(hr, "hr"),
-            "spo2": _clip(spo2, "spo2"),
-            "temp": _clip(temp, "temp"),
-            "pi": _clip(pi, "pi"),
-            "sqi": _clip(sqi, "sqi"),
+            # slow wander, beat-to-beat variability, respiratory sinus arrhythmia
+            "hr": _clip(target("hr", t) + 4.0 * n(10, 30, t) + 2.5 * n(11, 3, t)
+                        + 1.5 * sin(6.2832 * t / self._resp), "hr"),
+            "spo2": _clip(target("spo2", t) + 0.8 * n(20, 40, t) + 0.5 * n(21, 4, t), "spo2"),
+            "temp": temp,
+            "pi": _clip(target("pi", t) * (1 + 0.18 * n(40, 15, t)), "pi"),
+            "sqi": _clip(target("sqi", t) + 0.04 * n(50, 6, t), "sqi"),
             "probe": "ok",
         }
 

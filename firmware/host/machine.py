@@ -1,0 +1,60 @@
+"""CPython stand-in for MicroPython's ``machine`` module: just what board code touches.
+
+``wardsim.install_stubs()`` puts it into ``sys.modules["machine"]``. Nothing here talks to
+hardware; ``reset()`` raises SystemExit so a host run of ``main.py`` ends visibly.
+"""
+
+import hashlib
+import os
+import socket
+
+
+def unique_id():
+    """6 bytes, stable per host (like an ESP32's MAC-derived id)."""
+    return hashlib.sha256(socket.gethostname().encode()).digest()[:6]
+
+
+def reset():
+    raise SystemExit("machine.reset() called")
+
+
+def freq(hz=None):
+    return 240000000
+
+
+class WDT:
+    """Watchdog: records feeds; never resets the host."""
+
+    def __init__(self, id=0, timeout=5000):
+        self.timeout = timeout
+        self.feeds = 0
+
+    def feed(self):
+        self.feeds += 1
+
+
+class Pin:
+    IN = 0
+    OUT = 1
+    PULL_UP = 1
+    PULL_DOWN = 2
+
+    def __init__(self, id, mode=-1, pull=-1, value=None):
+        self.id = id
+        self.mode = mode
+        self._value = value or 0
+
+    def value(self, v=None):
+        if v is None:
+            return self._value
+        self._value = 1 if v else 0
+
+    def on(self):
+        self._value = 1
+
+    def off(self):
+        self._value = 0
+
+
+def urandom_seed():
+    return int.from_bytes(os.urandom(4), "big")
