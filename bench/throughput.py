@@ -10,8 +10,10 @@ through the real Mosquitto and gateway into InfluxDB. Measured in one run:
   publishing 20 readings/s inside the same stream and a poller querying every 10 ms
   (so each figure carries up to 10 ms of polling resolution);
 - ``gateway_cpu_pct`` (100 = one core) and ``gateway_rss_mb`` from /proc;
-- ``paho_drain_rate``: a bare paho subscriber's persistent session queues the same stream
-  during the run; afterwards it reconnects and drains the backlog, timed.
+- ``gateway_drain_rate`` and ``paho_drain_rate``: one backlog of ``--backlog`` readings is
+  queued in the broker for the stopped gateway and for an offline bare paho subscriber
+  (auto-ack, no work per message); each then drains it, timed. Their ratio is the gateway's
+  capacity as a share of what paho alone can take on this machine.
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ class Probe:
         self.sent: dict[int, float] = {}
         self.seen: dict[int, float] = {}
         self.stop = threading.Event()
+        self.deadline = float("inf")
         self.client = tester(ward, "bench-probe")
         self.client.loop_start()
 
@@ -91,10 +94,72 @@ class Probe:
                 self.seen.setdefault(row["seq"], time.monotonic())
             if self.stop.is_set() and time.monotonic() > self.deadline:
                 break
+            if self.stop.is_set() and self.deadline == float("inf"):
+                self.deadline = time.monotonic() + 5
             time.sleep(0.01)
 
     def latencies_ms(self) -> list[float]:
         return sorted((self.seen[s] - self.sent[s]) * 1000 for s in self.seen if s in self.sent)
+
+
+def count_stored(influx, ward: str) -> int:
+    rows = influx.rows(f"SELECT count(seq) FROM vitals WHERE ward='{ward}' AND device!='{PROBE}'")
+    return rows[0]["count"] if rows else 0
+
+
+def backlog_drains(ward: Ward, n: int) -> tuple[float, float]:
+    """Queue ``n`` readings for the stopped gateway and an offline bare paho subscriber,
+    then time each draining the same backlog. Returns (gateway rate, paho rate) per second."""
+    bare = tester(ward, "bench-paho-drain", clean=True)
+    bare.subscribe("wardwatch/v1/+/+/vitals", qos=1)
+    bare.loop(1.0)
+    bare.disconnect()
+    ward.gateway.stop()
+
+    pub = tester(ward, "bench-backlog")
+    pub.max_inflight_messages_set(1000)
+    pub.max_queued_messages_set(0)
+    acked = threading.Semaphore(0)
+    pub.on_publish = lambda *a: acked.release()
+    pub.loop_start()
+    devices = [f"backlog-{i:03d}" for i in range(100)]
+    base_ms = int(time.time() * 1000) - 7_200_000
+    for i in range(n):
+        dev = devices[i % len(devices)]
+        seq = i // len(devices)
+        doc = (
+            f'{{"v":1,"dev":"{dev}","seq":{seq},"ts":{base_ms + seq},"tq":1,"hr":{60 + i % 50},"spo2":{90 + i % 10},'
+            f'"temp":36.{i % 10},"pi":2.5,"sqi":0.9,"probe":"ok","batt":null,"rssi":null,"sim":true}}'
+        )
+        pub.publish(f"wardwatch/v1/backlog/{dev}/vitals", doc, qos=1)
+    for _ in range(n):
+        acked.acquire(timeout=60)
+    pub.loop_stop()
+    pub.disconnect()
+
+    t0 = time.monotonic()
+    ward.gateway.start(wait=False)
+    wait_until(lambda: count_stored(ward.stack.influx, "backlog") >= n, 300, "the gateway to drain the backlog", 0.1)
+    gateway_rate = n / (time.monotonic() - t0)
+
+    got = [0]
+    done = threading.Event()
+
+    def on_message(client, userdata, msg):
+        got[0] += 1
+        if got[0] >= n:
+            done.set()
+
+    bare = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-paho-drain", protocol=mqtt.MQTTv5)
+    bare.username_pw_set(TESTER_USER, ward.stack.password(TESTER_USER))
+    bare.on_message = on_message
+    t0 = time.monotonic()
+    bare.connect("127.0.0.1", ward.stack.mosquitto.port, clean_start=False)
+    bare.loop_start()
+    done.wait(300)
+    paho_rate = got[0] / (time.monotonic() - t0)
+    bare.loop_stop()
+    return gateway_rate, paho_rate
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -108,20 +173,17 @@ def main() -> int:
     ap.add_argument("--devices", type=int, default=100, help="simulated devices (D)")
     ap.add_argument("--rate", type=float, default=5000, help="total readings/s offered (R)")
     ap.add_argument("--seconds", type=float, default=30, help="how long the devices publish")
+    ap.add_argument("--backlog", type=int, default=100_000, help="queued readings for the drain comparison")
     args = ap.parse_args()
     per_device = args.rate / args.devices
 
     with tempfile.TemporaryDirectory(prefix="wardwatch-bench-") as tmp, Ward(Path(tmp), "bench", args.devices) as ward:
-        # The bare subscriber's persistent session queues the stream while it is away.
-        drain = tester(ward, "bench-paho-drain", clean=True)
-        drain.subscribe("wardwatch/v1/+/+/vitals", qos=1)
-        drain.loop(1.0)
-        drain.disconnect()
+        influx = ward.stack.influx
 
+        # Phase A: the live stream from the simulated devices.
         pid = ward.gateway.proc.pid
         cpu0, t0 = proc_cpu_s(pid), time.monotonic()
         probe = Probe(ward)
-        probe.deadline = float("inf")
         threads = [threading.Thread(target=probe.publish_loop), threading.Thread(target=probe.poll_loop)]
         for t in threads:
             t.start()
@@ -131,16 +193,9 @@ def main() -> int:
         summary = sim.summary()
         made = {dev: s["seq_next"] for dev, s in summary.items()}
         total_made = sum(made.values())
-        influx = ward.stack.influx
-
-        def stored_total() -> int:
-            rows = influx.rows(f"SELECT count(seq) FROM vitals WHERE ward='bench' AND device!='{PROBE}'")
-            return rows[0]["count"] if rows else 0
-
-        wait_until(lambda: stored_total() >= total_made, 300, "every reading in InfluxDB", interval=0.2)
+        wait_until(lambda: count_stored(influx, "bench") >= total_made, 300, "every reading in InfluxDB", interval=0.2)
         stored_at = time.monotonic()
         cpu1 = proc_cpu_s(pid)
-        probe.deadline = time.monotonic() + 5
         probe.stop.set()
         for t in threads:
             t.join()
@@ -151,32 +206,15 @@ def main() -> int:
             lost += sum(1 for s in range(n) if s not in counts)
             duplicates += sum(c - 1 for c in counts.values())
 
-        # Now the bare paho drain of the same stream (queued in its session meanwhile).
-        got = Counter()
-        done = threading.Event()
-        expected = total_made + len(probe.sent)
-
-        def on_message(client, userdata, msg):
-            got["n"] += 1
-            if got["n"] >= expected:
-                done.set()
-
-        drain = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-paho-drain", protocol=mqtt.MQTTv5)
-        drain.username_pw_set(TESTER_USER, ward.stack.password(TESTER_USER))
-        drain.on_message = on_message
-        d0 = time.monotonic()
-        drain.connect("127.0.0.1", ward.stack.mosquitto.port, clean_start=False)
-        drain.loop_start()
-        done.wait(120)
-        drain_s = time.monotonic() - d0
-        drain.loop_stop()
+        # Phase B: one backlog, drained by the gateway and by a bare paho subscriber.
+        gateway_drain, paho_drain = backlog_drains(ward, args.backlog)
 
         lat = probe.latencies_ms()
         result = {
             "devices": args.devices,
             "seconds": args.seconds,
-            "offered_rate": round(total_made / (publish_end - t0), 1),
             "target_rate": args.rate,
+            "offered_rate": round(total_made / (publish_end - t0), 1),
             "stored_rate": round(total_made / (stored_at - t0), 1),
             "readings": total_made,
             "lost": lost,
@@ -187,9 +225,10 @@ def main() -> int:
             "latency_samples": len(lat),
             "gateway_cpu_pct": round(100 * (cpu1 - cpu0) / (stored_at - t0), 1),
             "gateway_rss_mb": round(proc_rss_mb(pid), 1),
-            "paho_drain_rate": round(got["n"] / drain_s, 1),
-            "paho_drained": got["n"],
-            "gateway_vs_paho": round((total_made / (stored_at - t0)) / (got["n"] / drain_s), 3),
+            "backlog": args.backlog,
+            "gateway_drain_rate": round(gateway_drain, 1),
+            "paho_drain_rate": round(paho_drain, 1),
+            "gateway_vs_paho_drain": round(gateway_drain / paho_drain, 3),
         }
     print(json.dumps(result))
     return 0

@@ -25,13 +25,13 @@ def _cmd_gateway(args) -> int:
         return 2
 
 
-def _cmd_sim(args) -> int:
+def _run_sim(argv: list[str]) -> int:
     # The simulator owns its options (and --help); the gateway never imports firmware code.
     from wardsim import sim
 
     parser = argparse.ArgumentParser(prog="wardwatch sim", description=SIM_HELP)
     sim.add_arguments(parser)
-    return sim.run(parser.parse_args(args.sim_args))
+    return sim.run(parser.parse_args(argv))
 
 
 def _cmd_ward(args) -> int:
@@ -66,9 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--print-config", action="store_true", help="print the effective config (secrets redacted) and exit")
     p.set_defaults(func=_cmd_gateway)
 
-    p = sub.add_parser("sim", help=SIM_HELP, add_help=False)
-    p.add_argument("sim_args", nargs=argparse.REMAINDER, help="simulator options; see 'wardwatch sim --help'")
-    p.set_defaults(func=_cmd_sim)
+    # Listed for --help only: main() hands everything after "sim" to the simulator's parser.
+    sub.add_parser("sim", help=SIM_HELP, add_help=False)
 
     p = sub.add_parser("ward", help="live terminal view of one ward, read from InfluxDB")
     p.add_argument("--ward", required=True, help="ward id")
@@ -84,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["sim"]:
+        return _run_sim(argv[1:])
     args = build_parser().parse_args(argv)
     return args.func(args)
 
