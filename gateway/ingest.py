@@ -63,8 +63,11 @@ class Processor:
                 r = decode_reading(payload, device, now_ns // 1_000_000)
                 if self.dedup.is_duplicate(r.dev, r.seq, r.ts):
                     return Outcome("duplicate")
+                # A point's identity in InfluxDB is (series, time). The sub-millisecond part
+                # carries seq, so two readings stamped in the same ms never overwrite each
+                # other, while a redelivered copy (same seq and ts) lands on itself.
                 # tq=0: ts is ms since boot, so the gateway stamps the reading on receipt.
-                t = r.ts * 1_000_000 if r.tq == 1 else self._unique_ns(now_ns)
+                t = r.ts * 1_000_000 + r.seq % 1_000_000 if r.tq == 1 else self._unique_ns(now_ns)
                 return Outcome("stored", lineproto.vitals(r, ward, self.registry.bed_of(ward, device), t))
             if kind == "status":
                 s = decode_status(payload, device)

@@ -63,9 +63,13 @@ def snapshot(db: InfluxQL, ward: str) -> tuple[list[dict], dict[str, int]]:
 
 def render(ward: str, beds: list[dict], rejects: dict[str, int], now_ms: int, note: str = "") -> Group:
     """Pure: build the rich renderable for one refresh."""
-    table = Table(title=f"WardWatch ward {ward}: secondary display, not a medical device", expand=True)
-    for col in ("bed", "device", "HR /min", "SpO2 %", "Temp °C", "PI %", "SQI", "probe", "last seen", "sim"):
-        table.add_column(col, justify="right" if col not in ("bed", "device", "probe") else "left")
+    table = Table(
+        title=f"WardWatch ward {ward}: secondary display, not a medical device",
+        caption="HR /min, SpO2 %, Temp °C, PI %; SIM = simulated device",
+        expand=True,
+    )
+    for col in ("bed", "device", "HR", "SpO2", "Temp", "PI", "SQI", "probe", "seen", ""):
+        table.add_column(col, justify="left" if col in ("bed", "device", "probe") else "right", no_wrap=True)
     for r in beds:
         age = (now_ms - r["time"]) / 1000
         spo2 = r.get("spo2")
@@ -84,7 +88,7 @@ def render(ward: str, beds: list[dict], rejects: dict[str, int], now_ms: int, no
             _fmt(r.get("pi"), ".1f"),
             _fmt(r.get("sqi"), ".2f"),
             Text(probe, style="cyan" if probe != "ok" else ""),
-            Text(f"{age:4.0f} s ago", style="red" if age > 30 else ""),
+            Text(f"{age:.0f}s ago", style="red" if age > 30 else ""),
             "SIM" if r.get("sim") else "",
         )
     total = sum(rejects.values())

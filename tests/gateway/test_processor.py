@@ -59,3 +59,15 @@ def test_rate_limited_log_counts_suppressed(caplog):
     assert rl.warning("other", "y", now=5) is True
     assert rl.warning("k", "x", now=10.5) is True
     assert caplog.records[-1].suppressed == 1
+
+
+def test_same_millisecond_readings_get_distinct_times_and_replays_the_same():
+    def time_of(line):
+        return int(line.rsplit(" ", 1)[1])
+
+    a = Processor("wardwatch/v1", REG).process("wardwatch/v1/w1/bed-01/vitals", reading(seq=8), NOW_NS)
+    b = Processor("wardwatch/v1", REG).process("wardwatch/v1/w1/bed-01/vitals", reading(seq=9), NOW_NS)
+    again = Processor("wardwatch/v1", REG).process("wardwatch/v1/w1/bed-01/vitals", reading(seq=8), NOW_NS)
+    assert time_of(a.line) != time_of(b.line)
+    assert time_of(a.line) == time_of(again.line)  # a gateway restart re-stores the same point
+    assert time_of(a.line) // 1_000_000 == 1_799_999_999_000  # still the reading's millisecond

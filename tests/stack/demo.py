@@ -58,7 +58,7 @@ Try, in another terminal:
     finally:
         # A second Ctrl-C must not cut the clean-up short and leave services behind.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        console.print("Stopping the simulator, gateway, InfluxDB and Mosquitto ...")
+        console.print("\nStopping the simulator, gateway, InfluxDB and Mosquitto ...")
         ward.close()
     console.print("Stopped. The data stays in " + str(args.dir) + " until the next demo.")
     return 0

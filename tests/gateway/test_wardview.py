@@ -1,0 +1,38 @@
+from rich.console import Console
+
+from gateway.wardview import render
+
+
+def text_of(renderable) -> str:
+    console = Console(width=140, record=True, color_system=None)
+    console.print(renderable)
+    return console.export_text()
+
+
+def test_render_shows_values_nulls_staleness_and_rejects():
+    now = 1_000_000
+    beds = [
+        {"time": now - 2000, "bed": "01", "device": "sim-w1-01", "hr": 72, "spo2": 97, "temp": 36.8, "pi": 2.5,
+         "sqi": 0.9, "probe": "ok", "sim": True},
+        {"time": now - 45000, "bed": "02", "device": "sim-w1-02", "hr": None, "spo2": None, "temp": None,
+         "pi": None, "sqi": 0.1, "probe": "off", "sim": False},
+    ]
+    out = text_of(render("w1", beds, {"not_json": 3, "oversize": 1}, now))
+    assert "not a medical device" in out
+    row1 = next(line for line in out.splitlines() if "sim-w1-01" in line)
+    assert "72" in row1 and "97" in row1 and "36.8" in row1 and "2s ago" in row1 and "SIM" in row1
+    row2 = next(line for line in out.splitlines() if "sim-w1-02" in line)
+    assert row2.count("--") == 4 and "off" in row2 and "45s ago" in row2 and "SIM" not in row2
+    assert "gateway rejects (24 h): 4 (not_json 3, oversize 1)" in out
+
+
+def test_out_of_limit_values_are_highlighted():
+    beds = [{"time": 0, "bed": "03", "device": "d-03", "hr": 125, "spo2": 86, "temp": 39.2, "pi": 1.0,
+             "sqi": 0.9, "probe": "ok", "sim": True},
+            {"time": 0, "bed": "04", "device": "d-04", "hr": 80, "spo2": 95, "temp": 37.0, "pi": 1.0,
+             "sqi": 0.9, "probe": "ok", "sim": True}]
+    table = render("w1", beds, {}, 0).renderables[0]
+    cells = {c.header: c._cells for c in table.columns}
+    assert [cells["SpO2"][i].style for i in (0, 1)] == ["bold red", ""]
+    assert [cells["HR"][i].style for i in (0, 1)] == ["bold yellow", ""]
+    assert [cells["Temp"][i].style for i in (0, 1)] == ["yellow", ""]
