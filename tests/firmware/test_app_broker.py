@@ -1,0 +1,190 @@
+"""The bedside app against a real Mosquitto: readings and retained status, outbox replay
+over a broker restart, overflow accounting, scenarios (power off, network outage), config
+topic, clean stop, seq wrap."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import threading
+
+from bedside.app import App
+
+from .conftest import WARD, first_occurrences, wait
+
+PREFIX = f"wardwatch/v1/{WARD}"
+
+
+def start_app(aloop, cfg):
+    app = App(cfg)
+    fut = aloop.spawn(app.run())
+    return app, fut
+
+
+def stop_app(aloop, app, fut, flush_timeout=5.0):
+    flushed = aloop.run(app.stop(flush_timeout))
+    fut.result(10)
+    return flushed
+
+
+class MosquittoSub:
+    """``mosquitto_sub`` as a child process; lines are ``topic qos retain payload``."""
+
+    def __init__(self, broker, topic):
+        self.proc = subprocess.Popen(
+            ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(broker.port), "-u", "wardwatch-tester",
+             "-P", broker.stack.password("wardwatch-tester"), "-t", topic, "-q", "1", "-F", "%t %q %r %p"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        self.lines: list[str] = []
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def messages(self):
+        out = []
+        for line in list(self.lines):
+            topic, qos, retain, payload = line.split(" ", 3)
+            out.append((topic, int(qos), retain == "1", json.loads(payload)))
+        return out
+
+    def close(self):
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+def test_mosquitto_sub_receives_qos1_readings_and_the_retained_online_status(broker, aloop, reading_schema, status_schema):
+    # A retained config message tells us when mosquitto_sub's subscription is in place.
+    broker.publish(f"{PREFIX}/dev-01/config", b"{}", retain=True)
+    sub = MosquittoSub(broker, f"{PREFIX}/dev-01/#")
+    try:
+        wait(lambda: sub.lines, 10, "mosquitto_sub subscribed")
+        app, fut = start_app(aloop, broker.device_cfg("dev-01"))
+        wait(lambda: len([m for m in sub.messages() if m[0].endswith("/vitals")]) >= 20, 10, "20 readings")
+        stop_app(aloop, app, fut)
+        msgs = sub.messages()
+        readings = [m for m in msgs if m[0].endswith("/vitals")]
+        assert all(qos == 1 and not retain for _, qos, retain, _ in readings)
+        for *_, doc in readings:
+            reading_schema.validate(doc)
+        assert [doc["seq"] for *_, doc in readings][:20] == list(range(20))
+        assert all(doc["sim"] is True and doc["dev"] == "dev-01" and doc["tq"] == 1 for *_, doc in readings)
+        online = [m for m in msgs if m[0].endswith("/status")]
+        assert online and online[0][1] == 1
+        status_schema.validate(online[0][3])
+        assert online[0][3]["state"] == "online" and online[0][3]["board"] == "host"
+    finally:
+        sub.close()
+    # The status is retained: a late subscriber still gets it, flagged retained.
+    late = MosquittoSub(broker, f"{PREFIX}/dev-01/status")
+    try:
+        wait(lambda: late.lines, 10, "retained status")
+        topic, qos, retain, doc = late.messages()[0]
+        assert retain and doc["state"] == "online" and doc["dev"] == "dev-01"
+    finally:
+        late.close()
+
+
+def test_broker_restart_outbox_replays_every_seq_in_order(broker, aloop):
+    with broker.subscriber(f"{PREFIX}/dev-01/vitals", persistent=True, client_id="replay-sub") as sub:
+        app, fut = start_app(aloop, broker.device_cfg("dev-01", outbox_cap=1000))
+        wait(lambda: len(sub.seqs()) >= 10, 10, "first readings")
+        broker.mosquitto.stop()
+        # ~3 s of outage at 20 Hz: readings pile up in the outbox
+        wait(lambda: app.outbox_len >= 60, 10, "60 readings waiting in the outbox")
+        assert not app.connected()
+        broker.mosquitto.start()
+        wait(lambda: app.connected() and app.outbox_len < 5, 15, "reconnect and replay")
+        assert stop_app(aloop, app, fut) is True
+        stats = app.stats()
+        assert stats["dropped"] == 0 and stats["outbox"] == 0 and stats["acked"] == stats["seq_next"]
+        wait(lambda: len(set(sub.seqs())) == stats["seq_next"], 15, "subscriber to see every seq")
+        assert first_occurrences(sub.seqs()) == list(range(stats["seq_next"]))
+
+
+def test_outbox_overflow_drops_oldest_counts_and_reports_dropped(broker, aloop, status_schema):
+    with broker.subscriber(f"{PREFIX}/dev-02/#", persistent=True, client_id="overflow-sub") as sub:
+        app, fut = start_app(aloop, broker.device_cfg("dev-02", outbox_cap=20, rate_hz=50))
+        wait(lambda: sub.payloads("/status") and len(sub.seqs()) >= 5, 10, "online and first readings")
+        broker.mosquitto.stop()
+        wait(lambda: app.dropped >= 30, 10, "outbox overflow")
+        broker.mosquitto.start()
+        wait(lambda: any(s.get("dropped", 0) > 0 for s in sub.payloads("/status")), 15, "status reporting dropped")
+        status = [s for s in sub.payloads("/status") if s.get("dropped", 0) > 0][0]
+        status_schema.validate(status)
+        stop_app(aloop, app, fut)
+        stats = app.stats()
+        assert stats["outbox"] == 0 and stats["acked"] + stats["dropped"] == stats["seq_next"]
+        wait(lambda: len(set(sub.seqs())) == stats["seq_next"] - stats["dropped"], 15, "every kept reading")
+        seen = first_occurrences(sub.seqs())
+        assert seen == sorted(seen)  # order kept across the gap
+        missing = set(range(stats["seq_next"])) - set(seen)
+        assert len(missing) == stats["dropped"]  # exactly the counted drops are missing
+
+
+def test_power_off_scenario_fires_the_will_then_reboots_and_continues_seq(broker, aloop):
+    cfg = broker.device_cfg("dev-03", scenario=[{"at_s": 1.0, "power": "off", "for_s": 1.5}])
+    with broker.subscriber(f"{PREFIX}/dev-03/#") as sub:
+        app, fut = start_app(aloop, cfg)
+        states = lambda: [s["state"] for s in sub.payloads("/status")]
+        wait(lambda: "offline" in states(), 10, "last will at power off")
+        assert not app.powered
+        wait(lambda: states()[-1] == "online" and states().count("online") >= 2, 10, "online again after reboot")
+        wait(lambda: app.acked > 40, 10, "readings after the reboot")
+        stop_app(aloop, app, fut)
+        stats = app.stats()
+        assert stats["acked"] + stats["lost"] + stats["dropped"] + stats["outbox"] == stats["seq_next"]
+        seen = first_occurrences(sub.seqs())
+        assert seen == sorted(seen) and len(set(seen)) >= stats["acked"]
+        # the status after the reboot reports a fresh uptime
+        assert sub.payloads("/status")[-1]["uptime_s"] <= 2
+
+
+def test_network_outage_scenario_drops_the_link_and_replays_afterwards(broker, aloop):
+    cfg = broker.device_cfg("dev-04", scenario=[{"at_s": 0.8, "network": "down", "for_s": 1.5}])
+    with broker.subscriber(f"{PREFIX}/dev-04/#") as sub:
+        app, fut = start_app(aloop, cfg)
+        wait(lambda: any(s["state"] == "offline" for s in sub.payloads("/status")), 10, "last will when the link drops")
+        wait(lambda: app.outbox_len >= 20, 10, "readings queued during the outage")
+        wait(lambda: app.connected() and app.outbox_len < 5 and app.seq > 60, 15, "replay after the outage")
+        stop_app(aloop, app, fut)
+        stats = app.stats()
+        assert stats["dropped"] == 0 and stats["acked"] == stats["seq_next"]
+        assert app.client.drops >= 1
+        wait(lambda: len(set(sub.seqs())) == stats["seq_next"], 10, "every seq")
+        assert first_occurrences(sub.seqs()) == list(range(stats["seq_next"]))
+
+
+def test_retained_config_changes_the_rate(broker, aloop):
+    broker.publish(f"{PREFIX}/dev-01/config", b'{"rate_hz": 25}', retain=True)
+    app, fut = start_app(aloop, broker.device_cfg("dev-01", rate_hz=1))
+    wait(lambda: app.seq >= 20, 5, "readings at the configured 25 Hz")
+    assert app._period_ms == 40
+    stop_app(aloop, app, fut)
+    broker.publish(f"{PREFIX}/dev-01/config", b"", retain=True)
+
+
+def test_clean_stop_flushes_and_sends_no_will(broker, aloop):
+    with broker.subscriber(f"{PREFIX}/dev-02/#") as sub:
+        app, fut = start_app(aloop, broker.device_cfg("dev-02"))
+        wait(lambda: sub.payloads("/status") and app.seq >= 10, 10, "online and readings")
+        assert stop_app(aloop, app, fut) is True
+        n = app.seq
+        broker.publish(f"{PREFIX}/dev-02/config", b'{"marker": 1}')
+        wait(lambda: sub.payloads("/config"), 10, "marker")
+        assert [s["state"] for s in sub.payloads("/status")] == ["online"]
+        assert len(set(sub.seqs())) == n and app.seq == n  # flushed, and nothing made after stop
+
+
+def test_seq_wraps_at_2_to_the_32(broker, aloop, reading_schema):
+    with broker.subscriber(f"{PREFIX}/dev-03/vitals") as sub:
+        app, fut = start_app(aloop, broker.device_cfg("dev-03", seq=2**32 - 3))
+        wait(lambda: len(sub.seqs()) >= 6, 10, "six readings")
+        stop_app(aloop, app, fut)
+        assert sub.seqs()[:6] == [2**32 - 3, 2**32 - 2, 2**32 - 1, 0, 1, 2]
+        for doc in sub.payloads("/vitals"):
+            reading_schema.validate(doc)

@@ -1,0 +1,38 @@
+"""firmware/main.py, the board entry, boots on CPython with the machine/network stand-ins:
+it reads a config.json, takes the Wi-Fi board profile and publishes to the real broker."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from .conftest import DEVICES, FIRMWARE, REPO, WARD, wait
+
+BOOT = (
+    "import sys, wardsim; wardsim.install_stubs(); "
+    "sys.path.insert(0, sys.argv[2]); import main; main.main(sys.argv[1])"
+)
+
+
+def test_main_py_boots_from_config_json(broker, tmp_path, status_schema):
+    cfg = {
+        "dev": "dev-01", "ward": WARD, "board": "esp32", "rate_hz": 10,
+        "wifi": {"ssid": "ward-net", "key": "k"},
+        "broker": {"host": "127.0.0.1", "port": broker.port, "password": DEVICES["dev-01"]},
+    }
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    with broker.subscriber(f"wardwatch/v1/{WARD}/dev-01/#") as sub:
+        proc = subprocess.Popen([sys.executable, "-c", BOOT, str(tmp_path / "config.json"), str(FIRMWARE)],
+                                cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            wait(lambda: sub.payloads("/status") and len(sub.seqs()) >= 5, 15, "status and readings from main.py")
+        finally:
+            proc.kill()  # like pulling the plug
+            out, _ = proc.communicate(timeout=10)
+        status = sub.payloads("/status")[0]
+        status_schema.validate(status)
+        assert status["board"] == "esp32" and status["rssi"] == -55  # the WLAN stand-in
+        assert sub.seqs()[:5] == [0, 1, 2, 3, 4]
+        assert "connected to" in out
+        wait(lambda: sub.payloads("/status")[-1]["state"] == "offline", 10, "last will after the kill")
