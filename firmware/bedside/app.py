@@ -322,9 +322,9 @@ class App:
         ticks_ms, ticks_diff, sleep_ms = clock.ticks_ms, clock.ticks_diff, clock.sleep_ms
         if self.cfg["phase_ms"]:
             await sleep_ms(int(self.cfg["phase_ms"]))
-        due = ticks_diff(ticks_ms(), t0)
+        due = ticks_diff(ticks_ms(), t0)  # ms since start at which the next reading is due
         while True:
-            self._sample(ticks_diff(ticks_ms(), t0) / 1000)
+            self._sample(due, ticks_diff(ticks_ms(), t0) - due)
             due += self._period_ms
             delay = due - ticks_diff(ticks_ms(), t0)
             if delay >= 1:
@@ -336,9 +336,14 @@ class App:
                     due -= delay
                 await sleep_ms(0)
 
-    def _sample(self, t_s):
-        v = self.sensors.sample(t_s)
+    def _sample(self, due_ms, late_ms):
+        """Take the reading that was due at ``due_ms`` (ms since start). When the loop runs
+        late it is stamped with its due time, as a sensor FIFO sample would be: timestamps
+        stay one period apart and never collide within a device."""
+        v = self.sensors.sample(due_ms / 1000)
         ts, tq = clock.now()
+        if late_ms > 0:
+            ts = max(0, ts - int(late_ms))
         b = self.board
         payload = self._enc.reading(self.seq, ts, tq, v, b.batt(), b.rssi())
         self.outbox.push(payload, self._sent)
