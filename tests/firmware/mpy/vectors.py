@@ -1,0 +1,46 @@
+# The same inputs through the pure bedside modules; run on MicroPython and on CPython by
+# tests/firmware/test_micropython.py, which compares the printed results. MicroPython syntax.
+import json
+
+from bedside import clock, mqttpacket as mp, outbox, reading, simvitals
+
+res = {}
+res["varint"] = [mp.varint(n).hex() for n in (0, 127, 128, 16383, 16384, 2097151, 2097152, 268435455)]
+res["decode_varint"] = [mp.decode_varint(bytes.fromhex(h)) for h in ("7f", "8001", "ff7f", "808001", "ffffff7f")]
+conn = mp.connect("dev1", 30, True, "u", "p", ("t/s", b"off", 1, True))
+res["connect"] = conn.hex()
+res["parse_connect"] = str(sorted(mp.parse_connect(conn[2:]).items()))
+p = mp.publish("a/b", b"hi", 1, True, False, 10)
+res["publish"] = p.hex()
+res["dup"] = mp.set_dup(p).hex()
+r = mp.split(p + mp.PINGRESP_PKT)
+res["split"] = list(r)
+res["parse_publish"] = str(mp.parse_publish(r[1], p[r[2]:r[3]]))
+res["subscribe"] = mp.subscribe(1, [("a/#", 1)]).hex()
+res["suback"] = str(mp.parse_suback(mp.suback(7, [1, 0x80])[2:]))
+res["puback"] = mp.parse_pid(mp.puback(65535)[2:])
+ob = outbox.Outbox(4)
+for i in range(6):
+    ob.push(i, 2)
+res["outbox"] = [ob.peek(i) for i in range(len(ob))] + [ob.dropped]
+enc = reading.Encoder("sim-w1-01", True)
+ok = {"hr": 72.4, "spo2": 97.6, "temp": 36.94, "pi": 3.1234, "sqi": 0.951, "probe": "ok"}
+res["reading"] = enc.reading(4294967295, 1700000000123, 1, ok, 87, -61).decode()
+res["reading_edges"] = enc.reading(0, 5, 0, {"hr": 300.6, "spo2": float("inf"), "temp": 45.06, "pi": 30.5,
+                                             "sqi": float("nan"), "probe": "ok"}, float("nan"), 1000).decode()
+res["reading_off"] = enc.reading(1, 5, 0, dict(ok, probe="off"), None, None).decode()
+res["status"] = json.loads(reading.status("sim-w1-01", "0.1.0", "host", 3, 1, 0, None, -50))
+res["will"] = reading.will("sim-w1-01").decode()
+res["valid"] = [reading.valid_id(s) for s in ("abc", "-ab", "a" * 33, "sim-w1-01", "Ab1")]
+pat = simvitals.Patient(42, "desaturation")
+res["vitals"] = [pat.sample(t) for t in (0, 45.5, 130, 300, 86400)]
+res["baseline"] = pat.baseline
+res["events"] = [list(e) for e in simvitals.Patient(1, {"name": "power_off", "start_s": 5}).events]
+try:
+    simvitals.phases([{"at_s": 1, "hr": 400}])
+    res["bad_phase"] = None
+except ValueError as e:
+    res["bad_phase"] = str(e)
+res["ticks"] = clock.ticks_diff(clock.ticks_add(clock.ticks_ms(), 250), clock.ticks_ms()) >= 249
+res["tq"] = clock.now()[1]
+print("RESULT " + json.dumps(res))

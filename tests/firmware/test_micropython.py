@@ -1,0 +1,72 @@
+"""The pure bedside modules on real MicroPython (1.27, WebAssembly port under Node) give the
+same results as on CPython for the same inputs: packets, outbox, payloads, simulated vitals.
+
+The npm package is installed into tests/firmware/mpy/node_modules on first use (npm and
+node come with `make deps`). That port has no sockets, so the MQTT client and the app are
+covered by the CPython tests against a real broker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import runpy
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from .conftest import FIRMWARE
+
+HERE = Path(__file__).resolve().parent / "mpy"
+
+
+@pytest.fixture(scope="module")
+def micropython():
+    for tool in ("node", "npm"):
+        assert shutil.which(tool), f"{tool} is needed: run 'make deps'"
+    if not (HERE / "node_modules" / "@micropython" / "micropython-webassembly-pyscript").is_dir():
+        subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--no-package-lock", "--silent"],
+                       cwd=HERE, check=True, timeout=300)
+
+    def run(script):
+        r = subprocess.run(["node", "run_pure.mjs", str(FIRMWARE / "bedside"), str(script)],
+                           cwd=HERE, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stdout + r.stderr
+        return r.stdout
+
+    return run
+
+
+def _result(text):
+    line = [l for l in text.splitlines() if l.startswith("RESULT ")]
+    assert line, text
+    return json.loads(line[0][len("RESULT "):])
+
+
+def test_pure_modules_agree_with_cpython(micropython):
+    on_mpy = _result(micropython(HERE / "vectors.py"))
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        runpy.run_path(str(HERE / "vectors.py"))
+    on_cpython = _result(out.getvalue())
+    assert on_mpy["tq"] == 0 and on_cpython["tq"] == 1  # a board has no NTP time yet; the host has
+    for key in on_cpython:
+        if key == "tq":
+            continue
+        if key in ("vitals", "baseline"):
+            assert json.dumps(on_mpy[key]) == json.dumps(on_cpython[key]) or _close(on_mpy[key], on_cpython[key]), key
+        else:
+            assert on_mpy[key] == on_cpython[key], key
+
+
+def _close(a, b):
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_close(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b))
+    if isinstance(a, float) and isinstance(b, float):
+        return abs(a - b) <= 1e-9 * max(1.0, abs(a))
+    return a == b
