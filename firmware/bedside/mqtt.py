@@ -330,15 +330,19 @@ class MQTTClient:
             self._close_writer(False)
 
     def _close_writer(self, abrupt):
+        """Close the socket now (sync, so abort() can use it). ``abrupt``: drop unsent data."""
         w = self._writer
         self._writer = None
         self._reader = None
         if w is None:
             return
         try:
-            t = getattr(w, "transport", None)  # CPython: abort() skips the flush
-            if abrupt and t is not None:
-                t.abort()
+            t = getattr(w, "transport", None)
+            if t is None:
+                # MicroPython: Stream.close() does nothing; wait_closed() closes the socket.
+                asyncio.create_task(_wait_closed(w))
+            elif abrupt:
+                t.abort()  # CPython: no flush of a buffer a dead peer will never take
             else:
                 w.close()
         except Exception:
@@ -468,6 +472,13 @@ class MQTTClient:
                 return
             if ticks_diff(now, self._last_rx) >= ka // 2 or ticks_diff(now, self._last_tx) >= ka // 2:
                 await self._send(mp.PINGREQ_PKT)
+
+
+async def _wait_closed(writer):
+    try:
+        await writer.wait_closed()
+    except Exception:
+        pass
 
 
 async def _read_packet(reader):
