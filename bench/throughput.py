@@ -35,7 +35,7 @@ from paho.mqtt.properties import Properties
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from wardstack.services import TESTER_USER, wait_until  # noqa: E402
+from wardstack.services import TESTER_USER, exit_on_sigterm, wait_until  # noqa: E402
 from wardstack.ward import Ward  # noqa: E402
 
 PROBE = "bench-probe"
@@ -54,8 +54,10 @@ def proc_rss_mb(pid: int) -> float:
     return 0.0
 
 
-def tester(ward: Ward, client_id: str, clean: bool = True) -> mqtt.Client:
+def tester(ward: Ward, client_id: str, clean: bool = True, inflight: int = 20) -> mqtt.Client:
     c = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+    c.max_inflight_messages_set(inflight)
+    c.max_queued_messages_set(0)
     c.username_pw_set(TESTER_USER, ward.stack.password(TESTER_USER))
     props = Properties(PacketTypes.CONNECT)
     props.SessionExpiryInterval = 3600
@@ -107,6 +109,10 @@ def count_stored(influx, ward: str) -> int:
     return rows[0]["count"] if rows else 0
 
 
+def progress(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
 def backlog_drains(ward: Ward, n: int) -> tuple[float, float]:
     """Queue ``n`` readings for the stopped gateway and an offline bare paho subscriber,
     then time each draining the same backlog. Returns (gateway rate, paho rate) per second."""
@@ -116,9 +122,7 @@ def backlog_drains(ward: Ward, n: int) -> tuple[float, float]:
     bare.disconnect()
     ward.gateway.stop()
 
-    pub = tester(ward, "bench-backlog")
-    pub.max_inflight_messages_set(1000)
-    pub.max_queued_messages_set(0)
+    pub = tester(ward, "bench-backlog", inflight=1000)
     acked = threading.Semaphore(0)
     pub.on_publish = lambda *a: acked.release()
     pub.loop_start()
@@ -136,11 +140,13 @@ def backlog_drains(ward: Ward, n: int) -> tuple[float, float]:
         acked.acquire(timeout=60)
     pub.loop_stop()
     pub.disconnect()
+    progress(f"backlog of {n} queued; starting the gateway")
 
     t0 = time.monotonic()
     ward.gateway.start(wait=False)
     wait_until(lambda: count_stored(ward.stack.influx, "backlog") >= n, 300, "the gateway to drain the backlog", 0.1)
     gateway_rate = n / (time.monotonic() - t0)
+    progress(f"gateway drained the backlog at {gateway_rate:.0f}/s; now the bare paho subscriber")
 
     got = [0]
     done = threading.Event()
@@ -175,6 +181,7 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=30, help="how long the devices publish")
     ap.add_argument("--backlog", type=int, default=100_000, help="queued readings for the drain comparison")
     args = ap.parse_args()
+    exit_on_sigterm()
     per_device = args.rate / args.devices
 
     with tempfile.TemporaryDirectory(prefix="wardwatch-bench-") as tmp, Ward(Path(tmp), "bench", args.devices) as ward:
@@ -187,6 +194,7 @@ def main() -> int:
         threads = [threading.Thread(target=probe.publish_loop), threading.Thread(target=probe.poll_loop)]
         for t in threads:
             t.start()
+        progress(f"{args.devices} devices at {args.rate:.0f} readings/s for {args.seconds:.0f} s")
         sim = ward.start_sim("--rate", f"{per_device}", "--duration", str(args.seconds), "--outbox", "100000")
         sim.wait(timeout=args.seconds + 120)
         publish_end = time.monotonic()
@@ -195,7 +203,7 @@ def main() -> int:
         total_made = sum(made.values())
         wait_until(lambda: count_stored(influx, "bench") >= total_made, 300, "every reading in InfluxDB", interval=0.2)
         stored_at = time.monotonic()
-        cpu1 = proc_cpu_s(pid)
+        cpu1, rss_mb = proc_cpu_s(pid), proc_rss_mb(pid)
         probe.stop.set()
         for t in threads:
             t.join()
@@ -206,6 +214,7 @@ def main() -> int:
             lost += sum(1 for s in range(n) if s not in counts)
             duplicates += sum(c - 1 for c in counts.values())
 
+        progress(f"live phase: {total_made} readings, {lost} lost, {duplicates} duplicates; queueing the backlog")
         # Phase B: one backlog, drained by the gateway and by a bare paho subscriber.
         gateway_drain, paho_drain = backlog_drains(ward, args.backlog)
 
@@ -224,7 +233,7 @@ def main() -> int:
             "p99_store_ms": round(percentile(lat, 99), 1),
             "latency_samples": len(lat),
             "gateway_cpu_pct": round(100 * (cpu1 - cpu0) / (stored_at - t0), 1),
-            "gateway_rss_mb": round(proc_rss_mb(pid), 1),
+            "gateway_rss_mb": round(rss_mb, 1),
             "backlog": args.backlog,
             "gateway_drain_rate": round(gateway_drain, 1),
             "paho_drain_rate": round(paho_drain, 1),

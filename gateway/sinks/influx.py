@@ -59,6 +59,7 @@ class InfluxWriter:
         self._first_at = 0.0
         self._cond = threading.Condition()
         self._stopping = False
+        self._stopped = threading.Event()
         # False while the spool holds batches: new batches then go straight to disk.
         self.db_ok = not len(spool)
         self.stats = {"written_lines": 0, "spooled_lines": 0, "drained_batches": 0, "write_errors": 0, "batches": 0}
@@ -72,11 +73,13 @@ class InfluxWriter:
         """Queue one line (None for an ack-only message) and its acknowledgement token."""
         with self._cond:
             if not self._tokens:
+                # Wake the writer so that it starts the flush-interval clock for this batch.
                 self._first_at = time.monotonic()
+                self._cond.notify()
             if line is not None:
                 self._lines.append(line)
             self._tokens.append(token)
-            if len(self._lines) >= self.batch_size:
+            if len(self._lines) == self.batch_size:
                 self._cond.notify()
 
     @property
@@ -94,6 +97,7 @@ class InfluxWriter:
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
+        self._stopped.set()
         self._writer.join(timeout)
         self._drainer.join(timeout)
         self._client.close()
@@ -158,13 +162,9 @@ class InfluxWriter:
 
     def _drain_loop(self) -> None:
         backoff = self.drain_interval
-        while True:
-            with self._cond:
-                if self._stopping:
-                    return
-                self._cond.wait(backoff)
-                if self._stopping:
-                    return
+        # The drainer waits on its own event: sharing the writer's condition would let
+        # submit()'s notify() wake the drainer instead of the writer.
+        while not self._stopped.wait(backoff):
             if self.drain_once():
                 backoff = self.drain_interval
             else:

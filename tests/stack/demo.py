@@ -17,6 +17,7 @@ from rich.console import Console
 
 from gateway import wardview
 
+from .services import exit_on_sigterm
 from .ward import REPO, SCENARIOS, Ward
 
 
@@ -27,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds")
     parser.add_argument("--dir", type=Path, default=REPO / ".run" / "demo", help="where the demo keeps its data")
     args = parser.parse_args(argv)
+    exit_on_sigterm()
 
     console = Console()
     shutil.rmtree(args.dir, ignore_errors=True)
@@ -58,6 +60,7 @@ Try, in another terminal:
     finally:
         # A second Ctrl-C must not cut the clean-up short and leave services behind.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         console.print("\nStopping the simulator, gateway, InfluxDB and Mosquitto ...")
         ward.close()
     console.print("Stopped. The data stays in " + str(args.dir) + " until the next demo.")

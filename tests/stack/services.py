@@ -147,6 +147,7 @@ class Mosquitto(_Process):
                     "max_queued_messages 1000000",
                     "max_queued_bytes 0",
                     "max_inflight_messages 1000",
+                    "set_tcp_nodelay true",
                     "persistent_client_expiration 1d",
                     "log_dest stderr",
                     "log_type error",
@@ -298,3 +299,13 @@ class Stack:
 
     def password(self, user: str) -> str:
         return self.mosquitto.users[user]
+
+
+def exit_on_sigterm() -> None:
+    """Turn SIGTERM into SystemExit so ``with``/``finally`` blocks stop the services we
+    started (Python's default SIGTERM action would leave them running)."""
+
+    def _exit(signum, frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, _exit)
