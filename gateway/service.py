@@ -167,9 +167,11 @@ class Gateway:
 
     def _metrics_loop(self) -> None:
         notified = False
-        watchdog = int(os.environ.get("WATCHDOG_USEC", "0")) / 2e6
+        watchdog = bool(os.environ.get("WATCHDOG_USEC"))
         last = time.monotonic()
-        while not self._stop.wait(watchdog or 1.0):
+        while not self._stop.wait(1.0):
+            # Ready, and alive for the watchdog, only while the MQTT session is up: a gateway
+            # that cannot reach the broker is restarted by systemd rather than left hanging.
             if self.ingest.connected.is_set() and not notified:
                 sd_notify("READY=1")
                 notified = True
