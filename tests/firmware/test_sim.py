@@ -198,3 +198,35 @@ def test_sigterm_stops_cleanly_with_exit_0(broker, tmp_path):
             raise AssertionError(f"missing {sorted(expected - got())}, extra {sorted(got() - expected)}\n{out}") from None
         # a clean stop sends DISCONNECT: no device publishes its last will
         assert all(s["state"] == "online" for s in sub.payloads("/status"))
+
+
+def test_devices_that_cannot_connect_are_reported_without_verbose(broker, tmp_path, caplog):
+    import asyncio
+    import logging
+
+    creds = tmp_path / "creds"
+    creds.write_text("sim-w1-01:wrong\n")
+    args = parse("--ward", "w1", "--beds", "1", "--broker", f"127.0.0.1:{broker.port}", "--credentials", str(creds))
+    cfgs = sim.build_configs(args)
+    cfgs[0]["broker"].update(backoff_min_ms=50, backoff_max_ms=100)
+
+    async def warned():
+        while "devices not connected" not in caplog.text:
+            await asyncio.sleep(0.05)
+
+    async def main():
+        watch = asyncio.create_task(sim._watch_connections(apps, every_s=0.3))
+        task = asyncio.create_task(apps[0].run())
+        try:
+            await asyncio.wait_for(warned(), 10)
+        finally:
+            watch.cancel()
+            await apps[0].stop(0.1)
+            await task
+
+    from bedside.app import App
+
+    apps = [App(cfgs[0])]
+    with caplog.at_level(logging.WARNING, logger="wardsim"):
+        asyncio.run(main())
+    assert "1 of 1 devices not connected (sim-w1-01: connection refused: not authorized)" in caplog.text

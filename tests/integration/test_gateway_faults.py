@@ -103,3 +103,21 @@ def test_gateway_sigkill_mid_stream_loses_and_duplicates_nothing(stack, gateway)
     feeder.join()
     assert_exactly_once(stack.influx, "dev-01", rate * seconds, timeout=60)
     pub.close()
+
+
+def test_gateway_tells_systemd_it_is_ready_and_alive(stack, tmp_path):
+    import socket
+
+    path = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    sock.settimeout(10)
+    env = {"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "2000000"}
+    with GatewayProcess(stack, tmp_path / "gw", env=env):
+        messages = [sock.recv(256), sock.recv(256)]
+    assert messages == [b"READY=1", b"WATCHDOG=1"]
+    rest = []
+    while b"STOPPING=1" not in rest:
+        rest.append(sock.recv(256))  # times out (fails) if the gateway never says it stops
+    assert set(rest) <= {b"WATCHDOG=1", b"STOPPING=1"}
+    sock.close()

@@ -27,13 +27,14 @@ def write_registry(path: Path, ward: str, beds: int) -> Path:
 
 
 class GatewayProcess:
-    def __init__(self, stack: Stack, workdir: Path, registry: Path | None = None, **settings):
+    def __init__(self, stack: Stack, workdir: Path, registry: Path | None = None, env: dict | None = None, **settings):
         self.stack = stack
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.health_port = free_port()
         self.registry = registry
         self.settings = settings
+        self.env = {**os.environ, **(env or {})}
         self.proc: subprocess.Popen | None = None
         self.log = self.workdir / "gateway.log"
         self.config = self.workdir / "gateway.toml"
@@ -85,6 +86,7 @@ format = "json"
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                env=self.env,
             )
         if wait:
             wait_until(lambda: self._alive() and self.health().get("mqtt_connected"), 30, "gateway to connect")
