@@ -94,18 +94,20 @@ def check_config(cfg):
 
 
 def tls_context(broker):
-    """An SSL context for ``broker`` (``cafile`` verifies the server; without it, the
-    system's CAs on CPython, none on a board)."""
+    """An SSL context that verifies the broker: against ``broker.cafile``, or on CPython the
+    system's CAs when there is none. A board has no CA store, so there ``cafile`` is
+    required (ValueError): an unverified broker could collect every device's password."""
     import ssl
 
     cafile = broker.get("cafile")
     if hasattr(ssl, "create_default_context"):  # CPython
         return ssl.create_default_context(cafile=cafile)
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # MicroPython >= 1.23
-    if cafile:
-        with open(cafile, "rb") as f:
-            ctx.load_verify_locations(cadata=f.read())
-        ctx.verify_mode = ssl.CERT_REQUIRED
+    if not cafile:
+        raise ValueError("broker.tls on a board needs broker.cafile")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # MicroPython
+    with open(cafile, "rb") as f:
+        ctx.load_verify_locations(cadata=f.read())
+    ctx.verify_mode = ssl.CERT_REQUIRED
     return ctx
 
 
@@ -153,6 +155,8 @@ class App:
         self._stopping = False
         self._t0 = None
         self._boot_ms = None
+        self._last_ts = -1  # the previous reading's ts and tq
+        self._last_tq = None
         self._more = asyncio.Event()  # outbox has unsent items
         self._drained = asyncio.Event()  # outbox became empty
         self._status_ev = asyncio.Event()  # publish status now
@@ -324,7 +328,7 @@ class App:
             await sleep_ms(int(self.cfg["phase_ms"]))
         due = ticks_diff(ticks_ms(), t0)  # ms since start at which the next reading is due
         while True:
-            self._sample(due, ticks_diff(ticks_ms(), t0) - due)
+            self._sample(due)
             due += self._period_ms
             delay = due - ticks_diff(ticks_ms(), t0)
             if delay >= 1:
@@ -336,14 +340,19 @@ class App:
                     due -= delay
                 await sleep_ms(0)
 
-    def _sample(self, due_ms, late_ms):
+    def _sample(self, due_ms):
         """Take the reading that was due at ``due_ms`` (ms since start). When the loop runs
         late it is stamped with its due time, as a sensor FIFO sample would be: timestamps
-        stay one period apart and never collide within a device."""
+        stay one period apart, and within a device they strictly increase."""
         v = self.sensors.sample(due_ms / 1000)
+        late = clock.ticks_diff(clock.ticks_ms(), self._t0) - due_ms  # read next to now()
         ts, tq = clock.now()
-        if late_ms > 0:
-            ts = max(0, ts - int(late_ms))
+        if late > 0:
+            ts = max(0, ts - int(late))
+        if tq == self._last_tq and ts <= self._last_ts:
+            ts = self._last_ts + 1  # the wall clock stepped back or we were descheduled
+        self._last_ts = ts
+        self._last_tq = tq
         b = self.board
         payload = self._enc.reading(self.seq, ts, tq, v, b.batt(), b.rssi())
         self.outbox.push(payload, self._sent)

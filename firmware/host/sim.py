@@ -177,6 +177,7 @@ async def _simulate(args, cfgs: list[dict]) -> dict:
         loop.add_signal_handler(sig, stop.set)
     started = time.monotonic()
     tasks = [asyncio.create_task(a.run()) for a in apps]
+    watch = asyncio.create_task(_watch_connections(apps))
     log.info("simulating %d devices on ward %s at %g Hz -> %s:%d", len(apps), args.ward, args.rate, *args.broker)
     try:
         if args.duration:
@@ -190,6 +191,7 @@ async def _simulate(args, cfgs: list[dict]) -> dict:
         await asyncio.gather(*(a.stop(args.flush_timeout) for a in apps))
         await asyncio.gather(*tasks)
     finally:
+        watch.cancel()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
     elapsed = time.monotonic() - started
@@ -204,6 +206,17 @@ async def _simulate(args, cfgs: list[dict]) -> dict:
     else:
         log.info("%d devices, %.1f s: %d readings made, all acknowledged", len(apps), elapsed, made)
     return stats
+
+
+async def _watch_connections(apps, every_s: float = 10.0) -> None:
+    """Warn (without -v too) while powered devices are not connected: wrong credentials or
+    an unreachable broker should not pass silently."""
+    while True:
+        await asyncio.sleep(every_s)
+        down = [a for a in apps if a.powered and not a.connected()]
+        if down:
+            err = next((a.client.last_error for a in down if a.client.last_error), "connecting")
+            log.warning("%d of %d devices not connected (%s: %s)", len(down), len(apps), down[0].dev, err)
 
 
 def run(args) -> int:

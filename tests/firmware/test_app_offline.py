@@ -31,8 +31,15 @@ def test_a_stalled_loop_catches_up_with_timestamps_one_period_apart(aloop):
     fut.result(10)
     docs = [json.loads(app.outbox.peek(i)) for i in range(app.outbox_len)]
     assert [d["seq"] for d in docs] == list(range(len(docs)))
-    steps = [b["ts"] - a["ts"] for a, b in zip(docs, docs[1:])]
-    assert all(15 <= s <= 25 for s in steps), steps  # 20 ms apart, also across the stall
+    ts = [d["ts"] for d in docs]
+    steps = [b - a for a, b in zip(ts, ts[1:])]
+    assert all(s > 0 for s in steps), steps  # strictly increasing within a device
+    # No catch-up burst after the stall (that would be ~15 steps of 0-1 ms) ...
+    assert sum(s < 5 for s in steps) <= 1, steps
+    # ... and the readings span their due times, 20 ms apart. A descheduled vCPU can move
+    # one timestamp by a few ms, which only the endpoints can carry into the span.
+    assert abs((ts[-1] - ts[0]) - 20 * (len(ts) - 1)) <= 10, steps
+    assert sorted(steps)[len(steps) // 2] == 20
     assert app.client.failures >= 1 and app.stats()["acked"] == 0
 
 

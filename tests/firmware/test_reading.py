@@ -89,7 +89,7 @@ ids = st.from_regex(r"\A[a-z0-9][a-z0-9-]{2,31}\Z")
 anynum = st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True), st.integers(-10**20, 10**20))
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=250, deadline=None)
 @given(
     dev=ids,
     seq=st.integers(0, 2**32 - 1),

@@ -119,7 +119,7 @@ def test_bad_scenarios_are_refused_with_a_reason(spec, message):
         phases(spec)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(
     seed=st.integers(-(2**40), 2**40),
     name=st.sampled_from(sorted(SCENARIOS)),
