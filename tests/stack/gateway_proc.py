@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
 
-from .services import GATEWAY_USER, Stack, free_port, wait_until
+from .services import GATEWAY_USER, Stack, free_port, terminate, wait_until
 
 
 def write_registry(path: Path, ward: str, beds: int) -> Path:
@@ -107,19 +106,11 @@ format = "json"
             return {}
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)
         self.proc = None
 
     def kill(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+        terminate(self.proc, kill=True)
         self.proc = None
 
     def __enter__(self) -> "GatewayProcess":

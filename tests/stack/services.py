@@ -48,6 +48,19 @@ def wait_until(predicate, timeout: float, what: str, interval: float = 0.05):
         time.sleep(interval)
 
 
+def terminate(proc: subprocess.Popen | None, timeout: float = 30, kill: bool = False) -> None:
+    """Stop one child we started (SIGTERM, or SIGKILL with ``kill``) and reap it; a child
+    still running after ``timeout`` seconds is killed."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def _port_open(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.2):
@@ -89,15 +102,7 @@ class _Process:
         return self.proc is not None and self.proc.poll() is None
 
     def stop(self, kill: bool = False) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc, timeout=15, kill=kill)
         self.proc = None
 
 

@@ -8,13 +8,12 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
 from .gateway_proc import GatewayProcess, write_registry
-from .services import Stack, wait_until
+from .services import Stack, terminate, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 SCENARIOS = REPO / "firmware" / "host" / "scenarios"
@@ -60,13 +59,7 @@ class SimProcess:
         return rc
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)
 
     def summary(self) -> dict:
         return json.loads(self.summary_file.read_text())
