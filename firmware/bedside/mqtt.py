@@ -208,7 +208,6 @@ class MQTTClient:
         self._stop("aborted")
         if self._task is not None:
             self._task.cancel()
-        self._close_writer(True)  # in case a connect was in progress
 
     # -- connection supervisor ----------------------------------------------------------
 
@@ -327,7 +326,8 @@ class MQTTClient:
             self._connected = False
             for t in tasks:
                 t.cancel()
-            self._close_writer(False)
+            # Graceful only after our DISCONNECT; a dead connection is not flushed.
+            self._close_writer(not self._closed)
 
     def _close_writer(self, abrupt):
         """Close the socket now (sync, so abort() can use it). ``abrupt``: drop unsent data."""
