@@ -202,9 +202,10 @@ class App:
 
     async def stop(self, flush_timeout=5.0):
         """Stop sampling, wait up to ``flush_timeout`` s for the outbox to empty, then
-        disconnect cleanly (DISCONNECT: no last will) without publishing anything else.
-        When the power is off (scenario) there is nothing to do. Returns True when the
-        outbox was empty."""
+        publish the retained ``offline`` status and disconnect cleanly (DISCONNECT, so the
+        broker sends no last will: the status says it instead, or displays would keep
+        showing a switched-off device as online). When the power is off (scenario) there
+        is nothing to do. Returns True when the outbox was empty."""
         if self._stopping:
             await self._done.wait()
             return self.outbox_len == 0
@@ -222,6 +223,14 @@ class App:
                 except asyncio.TimeoutError:
                     pass
             publisher.cancel()
+            if self.client.isconnected():
+                # Sent before DISCONNECT on the same stream, so the broker retains it first.
+                try:
+                    await asyncio.wait_for(
+                        self.client.publish(self.topic_status, will(self.dev), True, 1), flush_timeout
+                    )
+                except (asyncio.TimeoutError, MQTTError):
+                    pass
             await self.client.disconnect()
         self._done.set()
         return self.outbox_len == 0

@@ -65,6 +65,14 @@ def test_mosquitto_sub_receives_qos1_readings_and_the_retained_online_status(bro
         wait(lambda: sub.lines, 10, "mosquitto_sub subscribed")
         app, fut = start_app(aloop, broker.device_cfg("dev-01"))
         wait(lambda: len([m for m in sub.messages() if m[0].endswith("/vitals")]) >= 20, 10, "20 readings")
+        # The status is retained: a late subscriber still gets it, flagged retained.
+        late = MosquittoSub(broker, f"{PREFIX}/dev-01/status")
+        try:
+            wait(lambda: late.lines, 10, "retained status")
+            topic, qos, retain, doc = late.messages()[0]
+            assert retain and doc["state"] == "online" and doc["dev"] == "dev-01"
+        finally:
+            late.close()
         stop_app(aloop, app, fut)
         msgs = sub.messages()
         readings = [m for m in msgs if m[0].endswith("/vitals")]
@@ -79,12 +87,12 @@ def test_mosquitto_sub_receives_qos1_readings_and_the_retained_online_status(bro
         assert online[0][3]["state"] == "online" and online[0][3]["board"] == "host"
     finally:
         sub.close()
-    # The status is retained: a late subscriber still gets it, flagged retained.
+    # After a clean stop the retained status says offline.
     late = MosquittoSub(broker, f"{PREFIX}/dev-01/status")
     try:
-        wait(lambda: late.lines, 10, "retained status")
+        wait(lambda: late.lines, 10, "retained status after stop")
         topic, qos, retain, doc = late.messages()[0]
-        assert retain and doc["state"] == "online" and doc["dev"] == "dev-01"
+        assert retain and doc == {"v": 1, "dev": "dev-01", "state": "offline"}
     finally:
         late.close()
 
@@ -168,7 +176,7 @@ def test_retained_config_changes_the_rate(broker, aloop):
     broker.publish(f"{PREFIX}/dev-01/config", b"", retain=True)
 
 
-def test_clean_stop_flushes_and_sends_no_will(broker, aloop):
+def test_clean_stop_flushes_and_publishes_offline(broker, aloop, status_schema):
     with broker.subscriber(f"{PREFIX}/dev-02/#") as sub:
         app, fut = start_app(aloop, broker.device_cfg("dev-02"))
         wait(lambda: sub.payloads("/status") and app.seq >= 10, 10, "online and readings")
@@ -176,7 +184,9 @@ def test_clean_stop_flushes_and_sends_no_will(broker, aloop):
         n = app.seq
         broker.publish(f"{PREFIX}/dev-02/config", b'{"marker": 1}')
         wait(lambda: sub.payloads("/config"), 10, "marker")
-        assert [s["state"] for s in sub.payloads("/status")] == ["online"]
+        statuses = sub.payloads("/status")
+        assert [s["state"] for s in statuses] == ["online", "offline"]
+        assert status_schema.is_valid(statuses[-1])
         assert len(set(sub.seqs())) == n and app.seq == n  # flushed, and nothing made after stop
 
 
