@@ -7,7 +7,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: deps venv test demo bench clean
+.PHONY: deps venv npm test demo bench clean
 
 deps:
 	@sh tests/stack/install-deps.sh
@@ -20,7 +20,15 @@ $(STAMP): pyproject.toml
 
 venv: deps $(STAMP)
 
-test: venv
+# Real MicroPython (WebAssembly port) for the firmware tests, pinned in package.json.
+MPY_NPM := tests/firmware/mpy/node_modules/@micropython/micropython-webassembly-pyscript
+$(MPY_NPM): tests/firmware/mpy/package.json
+	cd tests/firmware/mpy && npm install --no-audit --no-fund --no-package-lock --silent
+	@touch $(MPY_NPM)
+
+npm: deps $(MPY_NPM)
+
+test: venv npm
 	$(PY) -m pytest -q
 
 demo: venv
@@ -30,4 +38,4 @@ bench: venv
 	$(PY) bench/throughput.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info
+	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info tests/firmware/mpy/node_modules .run

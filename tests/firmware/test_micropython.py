@@ -1,8 +1,8 @@
 """The pure bedside modules on real MicroPython (1.27, WebAssembly port under Node) give the
 same results as on CPython for the same inputs: packets, outbox, payloads, simulated vitals.
 
-The npm package is installed into tests/firmware/mpy/node_modules on first use (npm and
-node come with `make deps`). That port has no sockets, so the MQTT client and the app are
+The npm package is installed into tests/firmware/mpy/node_modules by `make npm` (part of
+`make test`; node and npm come with `make deps`). That port has no sockets, so the MQTT client and the app are
 covered by the CPython tests against a real broker.
 """
 
@@ -25,11 +25,9 @@ HERE = Path(__file__).resolve().parent / "mpy"
 
 @pytest.fixture(scope="module")
 def micropython():
-    for tool in ("node", "npm"):
-        assert shutil.which(tool), f"{tool} is needed: run 'make deps'"
-    if not (HERE / "node_modules" / "@micropython" / "micropython-webassembly-pyscript").is_dir():
-        subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--no-package-lock", "--silent"],
-                       cwd=HERE, check=True, timeout=300)
+    assert shutil.which("node"), "node is needed: run 'make deps'"
+    package = HERE / "node_modules" / "@micropython" / "micropython-webassembly-pyscript"
+    assert package.is_dir(), "MicroPython (npm) is not installed: run 'make npm' (make test does)"
 
     def run(script):
         r = subprocess.run(["node", "run_pure.mjs", str(FIRMWARE / "bedside"), str(script)],
