@@ -196,8 +196,12 @@ def test_sigterm_stops_cleanly_with_exit_0(broker, tmp_path):
             wait(lambda: got() >= expected, 10, "all readings")
         except TimeoutError:
             raise AssertionError(f"missing {sorted(expected - got())}, extra {sorted(got() - expected)}\n{out}") from None
-        # a clean stop sends DISCONNECT: no device publishes its last will
-        assert all(s["state"] == "online" for s in sub.payloads("/status"))
+        # a clean stop: every device says offline once, last, in its retained status
+        wait(lambda: [s["state"] for s in sub.payloads("/status")].count("offline") == len(stats), 10, "offline")
+        last = {}
+        for s in sub.payloads("/status"):
+            last[s["dev"]] = s["state"]
+        assert last == {dev: "offline" for dev in stats}
 
 
 def test_devices_that_cannot_connect_are_reported_without_verbose(broker, tmp_path, caplog):
