@@ -148,7 +148,7 @@ class Mosquitto(_Process):
                     f"listener {self.port} 127.0.0.1",
                     "persistence true",
                     f"persistence_location {data}/",
-                    "autosave_interval 5",
+                    "autosave_interval 300",
                     "max_queued_messages 1000000",
                     "max_queued_bytes 0",
                     "max_inflight_messages 1000",
