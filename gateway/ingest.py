@@ -180,10 +180,12 @@ class MqttIngest:
     def on_durable(self, tokens: list) -> None:
         """Writer callback: the batch holding these messages is durable; acknowledge them."""
         generation = self._generation
+        acked = 0
         for token in tokens:
-            if token is None:
+            if token is None:  # the gateway's own metrics line: nothing to acknowledge
                 continue
             gen, mid, qos = token
             if qos and gen == generation:
                 self.client.ack(mid, qos)
-        self.counts["acked"] += len(tokens)
+            acked += 1
+        self.counts["acked"] += acked

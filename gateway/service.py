@@ -107,10 +107,18 @@ class Gateway:
     # -- health ---------------------------------------------------------------------------
 
     def health(self) -> tuple[int, dict]:
-        """(HTTP status, body) for /healthz: 200 while MQTT is up and nothing is stuck."""
+        """(HTTP status, body) for /healthz: 200 while the MQTT session is up, else 503."""
         mqtt_ok = self.ingest.connected.is_set()
+        # Spooling loses nothing, so it is "degraded" but healthy (200); without the broker
+        # no reading arrives at all (503).
+        if not mqtt_ok:
+            state = "down"
+        elif not self.writer.db_ok:
+            state = "degraded"
+        else:
+            state = "ok"
         body = {
-            "status": "ok" if mqtt_ok else "degraded",
+            "status": state,
             "instance": self.cfg.instance,
             "mqtt_connected": mqtt_ok,
             "influx_ok": self.writer.db_ok,

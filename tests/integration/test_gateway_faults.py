@@ -78,7 +78,7 @@ def test_database_outage_is_spooled_then_drained_without_loss(stack, gateway):
     stack.influx.stop()
     wait_until(lambda: gateway.health().get("spool_batches", 0) > 5, 20, "the gateway to spool")
     outage_start = gateway.health()
-    assert outage_start["influx_ok"] is False
+    assert outage_start["influx_ok"] is False and outage_start["status"] == "degraded"
     # Keep the database down for 30 s while readings keep coming.
     wait_until(lambda: gateway.health()["writer"]["spooled_lines"] >= 30 * rate * 0.9, 40, "30 s of spooled readings")
     stack.influx.start()
@@ -86,7 +86,7 @@ def test_database_outage_is_spooled_then_drained_without_loss(stack, gateway):
     assert_exactly_once(stack.influx, "dev-01", rate * seconds, timeout=90)
     wait_until(lambda: gateway.health()["spool_batches"] == 0, 30, "the spool to drain")
     health = gateway.health()
-    assert health["influx_ok"] is True and health["writer"]["drained_batches"] > 0
+    assert health["influx_ok"] is True and health["writer"]["drained_batches"] > 0 and health["status"] == "ok"
     pub.close()
 
 
