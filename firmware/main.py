@@ -1,14 +1,21 @@
 """Board entry point, flashed as /main.py next to /lib/bedside/ and /config.json.
 
-It loads the config, picks the board profile (``bedside.board``), brings up Wi-Fi and runs
-the app. Sensors are simulated (``bedside.simvitals``) until the sensor drivers and the
-ESP32/Pico W profiles land; that is the seam: ``board.profile(cfg)`` and ``App(sensors=..)``.
+It loads the config, picks the board profile (``bedside.board``) and runs, next to the app:
+
+- Wi-Fi: associate, and re-associate with capped exponential backoff and jitter;
+- NTP: set the clock once the link is up (readings carry ``tq=0`` until then), then twice a day;
+- seq: kept across reboots in ``seq.a``/``seq.b`` by block reservations (``bedside.seqstore``);
+- watchdog: fed once a second only while the sampler and the network make progress
+  (``bedside.heartbeat``); a wedged board resets itself;
+- status LED: on while connected to the broker, blinking while not.
+
 On the host, ``wardsim.install_stubs()`` supplies ``machine`` and ``network``.
 """
 
 import json
 
 CONFIG = "/config.json"
+SEQ_FILE = "seq"  # relative: a board runs main.py with / as its working directory
 
 
 def load_config(path=CONFIG):
@@ -16,8 +23,33 @@ def load_config(path=CONFIG):
         return json.load(f)
 
 
+def device_id(board):
+    """A device id from the chip's unique id, for boards provisioned without one."""
+    return "ww-" + board.unique_id()[-10:]
+
+
+async def _wifi(board, wifi):
+    import asyncio
+
+    from bedside.mqtt import getrandbits
+
+    delay = 1
+    while True:
+        if board.link_up():
+            delay = 1
+            await asyncio.sleep(2)
+            continue
+        try:
+            board.connect_wifi(wifi["ssid"], wifi.get("key"))
+        except OSError as e:
+            print("wifi:", repr(e))
+        # Give the association time, then back off: a whole ward rejoining at once after an
+        # access-point restart must not retry in lockstep.
+        await asyncio.sleep(delay + getrandbits(10) / 1024)
+        delay = min(delay * 2, 60)
+
+
 async def _sync_time(board):
-    # NTP once the link is up, then twice a day; until then readings carry tq=0.
     import asyncio
 
     from bedside import clock
@@ -32,19 +64,72 @@ async def _sync_time(board):
         await asyncio.sleep(43200 if ok else 30)
 
 
+def _progress(app):
+    """Counters that move while the network side works: connects, failed attempts, acks."""
+    c = app.client
+    if c is None:
+        return app.acked
+    return app.acked + c.connects + c.failures
+
+
+async def _supervise(board, app, store, margin):
+    """Once a second: feed the watchdog if healthy, reserve seq blocks, drive the LED."""
+    import asyncio
+
+    from bedside.clock import ticks_ms
+    from bedside.heartbeat import Heartbeats
+
+    period_ms = int(1000 / app.cfg["rate_hz"])
+    # The network may legitimately be silent through a backoff (<= backoff_max) and a
+    # keepalive; anything far longer means the client is wedged.
+    beats = Heartbeats({"sampler": max(5000, 5 * period_ms), "network": 120000})
+    last_seq = last_net = None
+    blink = False
+    board.watchdog()
+    while True:
+        now = ticks_ms()
+        if app.seq != last_seq:
+            last_seq = app.seq
+            beats.beat("sampler", now)
+        net = _progress(app)
+        if net != last_net or app.connected():
+            last_net = net
+            beats.beat("network", now)
+        if beats.healthy(now):
+            board.feed()
+        else:
+            print("watchdog: not fed, stale:", beats.stale(now))
+        if store is not None:
+            store.note((app.seq - 1) & 0xFFFFFFFF, margin)
+        blink = not blink
+        board.led(app.connected() or blink)
+        await asyncio.sleep(1)
+
+
 async def _main(cfg):
     import asyncio
 
     from bedside import board as board_mod
     from bedside.app import App
+    from bedside.seqstore import SeqStore
 
     board = board_mod.profile(cfg)
+    if "dev" not in cfg and hasattr(board, "unique_id"):
+        cfg["dev"] = device_id(board)
+    store = None
+    if board.name != "host":
+        store = SeqStore(cfg.get("seq_file", SEQ_FILE), block=cfg.get("seq_block", 3600))
+        cfg["seq"] = store.start()
     wifi = cfg.get("wifi")
     if wifi and hasattr(board, "connect_wifi"):
-        board.connect_wifi(wifi["ssid"], wifi.get("key"))
+        asyncio.create_task(_wifi(board, wifi))
     if hasattr(board, "sync_time"):
         asyncio.create_task(_sync_time(board))
     app = App(cfg, board=board, log=print)
+    if hasattr(board, "watchdog"):
+        # Reserve a new block once fewer than ~5 s of readings are left in this one.
+        margin = min(max(10, int(cfg.get("rate_hz", 1) * 5)), cfg.get("seq_block", 3600) // 2)
+        asyncio.create_task(_supervise(board, app, store, margin))
     await app.run()
 
 
@@ -57,8 +142,8 @@ def main(path=CONFIG):
     except KeyboardInterrupt:
         raise
     except Exception as e:
-        # A crashed board helps nobody: report and reboot (the outbox is lost, seq kept
-        # only where the board profile persists it).
+        # A crashed board helps nobody: report and reboot (the outbox is lost; seq is kept
+        # by the seq store, so no number is reused).
         print("fatal:", repr(e))
         import machine
         import time

@@ -6,11 +6,20 @@ interface to watch, else a function returning whether Wi-Fi is associated).
 ``profile(cfg)`` picks one from a board's config dict. Who calls it: ``bedside.app`` and
 ``main.py``.
 
-Real sensor drivers (MAX30102, temperature) and board pin maps arrive with the board
-profiles in a later issue; until then every board uses ``bedside.simvitals``.
+``PINS`` holds each board's default wiring (I2C bus, status LED, OneWire).
 """
 
 from .clock import ticks_diff, ticks_ms
+
+# Default wiring per board; a board's config may override any key under "pins".
+# ESP32 DevKit: I2C0 on GPIO21/22, on-board LED GPIO2, DS18B20 data on GPIO4.
+# Pico W: I2C0 on GP4/GP5, the LED is on the Wi-Fi chip ("LED"), DS18B20 on GP22.
+PINS = {
+    "esp32": {"i2c_id": 0, "sda": 21, "scl": 22, "i2c_hz": 400000, "led": 2, "onewire": 4},
+    "rp2": {"i2c_id": 0, "sda": 4, "scl": 5, "i2c_hz": 400000, "led": "LED", "onewire": 22},
+}
+# RP2040's watchdog cannot wait longer than ~8.3 s; ESP32's can, but one value serves both.
+WDT_TIMEOUT_MS = 8000
 
 
 class HostBoard:
@@ -34,12 +43,15 @@ class WifiBoard:
     """An ESP32 or Pico W: Wi-Fi through ``network.WLAN``, watchdog through ``machine``.
     On CPython this works with the stand-ins from ``wardsim`` (``wardsim.install_stubs``)."""
 
-    def __init__(self, name):
+    def __init__(self, name, pins=None):
         import machine
         import network
 
         self.name = name
+        self.pins = dict(PINS[name])
+        self.pins.update(pins or {})
         self._machine = machine
+        self._led = None
         self._wlan = network.WLAN(network.STA_IF)
         self._rssi = None
         self._rssi_at = None
@@ -82,7 +94,18 @@ class WifiBoard:
     def unique_id(self):
         return "".join("%02x" % b for b in self._machine.unique_id())
 
-    def watchdog(self, timeout_ms):
+    def i2c(self):
+        """The sensor bus (MAX30102, MAX30205) on the profile's pins."""
+        m, p = self._machine, self.pins
+        return m.I2C(p["i2c_id"], sda=m.Pin(p["sda"]), scl=m.Pin(p["scl"]), freq=p["i2c_hz"])
+
+    def led(self, on):
+        """The status LED: on = connected to the broker."""
+        if self._led is None:
+            self._led = self._machine.Pin(self.pins["led"], self._machine.Pin.OUT)
+        self._led.value(1 if on else 0)
+
+    def watchdog(self, timeout_ms=WDT_TIMEOUT_MS):
         self._wdt = self._machine.WDT(timeout=timeout_ms)
 
     def feed(self):
@@ -95,6 +118,6 @@ def profile(cfg):
     name = cfg.get("board", "host")
     if name == "host":
         return HostBoard()
-    if name in ("esp32", "rp2"):
-        return WifiBoard(name)
+    if name in PINS:
+        return WifiBoard(name, cfg.get("pins"))
     raise ValueError("unknown board %r (host, esp32, rp2)" % (name,))

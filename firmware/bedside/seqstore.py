@@ -71,8 +71,9 @@ class SeqStore:
         self._write((first + self.block) & MASK)
         return first
 
-    def note(self, seq):
-        """Call with the seq just used; reserves the next block when this one runs out."""
+    def note(self, seq, margin=1):
+        """Call with the seq just used (or poll with the latest one and a ``margin`` larger
+        than the readings made between polls); reserves the next block in time."""
         # Compare on the 32-bit circle so the wrap at 2**32 keeps working.
-        if ((self._reserved - seq) & MASK) <= 1 or ((seq - self._reserved) & MASK) < 0x80000000:
+        if ((self._reserved - seq) & MASK) <= margin or ((seq - self._reserved) & MASK) < 0x80000000:
             self._write((seq + 1 + self.block) & MASK)

@@ -56,5 +56,23 @@ class Pin:
         self._value = 0
 
 
+class I2C:
+    """An I2C bus with nothing attached: every transfer fails as on an empty bus.
+    Tests attach register-level fakes through ``wardsim.fakebus`` instead."""
+
+    def __init__(self, id=0, sda=None, scl=None, freq=400000):
+        self.id = id
+        self.freq = freq
+
+    def scan(self):
+        return []
+
+    def readfrom_mem(self, addr, reg, n):
+        raise OSError(19, "ENODEV")
+
+    def writeto_mem(self, addr, reg, buf):
+        raise OSError(19, "ENODEV")
+
+
 def urandom_seed():
     return int.from_bytes(os.urandom(4), "big")

@@ -17,7 +17,7 @@ BOOT = (
 
 def test_main_py_boots_from_config_json(broker, tmp_path, status_schema):
     cfg = {
-        "dev": "dev-01", "ward": WARD, "board": "esp32", "rate_hz": 10,
+        "dev": "dev-01", "ward": WARD, "board": "esp32", "rate_hz": 10, "seq_file": str(tmp_path / "seq"),
         "wifi": {"ssid": "ward-net", "key": "k"},
         "broker": {"host": "127.0.0.1", "port": broker.port, "password": DEVICES["dev-01"]},
     }
@@ -36,3 +36,31 @@ def test_main_py_boots_from_config_json(broker, tmp_path, status_schema):
         assert sub.seqs()[:5] == [0, 1, 2, 3, 4]
         assert "connected to" in out
         wait(lambda: sub.payloads("/status")[-1]["state"] == "offline", 10, "last will after the kill")
+
+
+def test_seq_continues_across_reboots_without_reuse(broker, tmp_path):
+    cfg = {
+        "dev": "dev-02", "ward": WARD, "board": "rp2", "rate_hz": 20, "seq_file": str(tmp_path / "seq"),
+        "seq_block": 50, "wifi": {"ssid": "ward-net", "key": "k"},
+        "broker": {"host": "127.0.0.1", "port": broker.port, "password": DEVICES["dev-02"]},
+    }
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    boots = []
+    with broker.subscriber(f"wardwatch/v1/{WARD}/dev-02/vitals") as sub:
+        for readings in (70, 30):
+            before = len(sub.seqs())
+            proc = subprocess.Popen([sys.executable, "-c", BOOT, str(tmp_path / "config.json"), str(FIRMWARE)],
+                                    cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            try:
+                wait(lambda: len(sub.seqs()) >= before + readings, 20, "readings")
+            finally:
+                proc.kill()  # a power cut: no clean stop, nothing saved at the end
+                out, _ = proc.communicate(timeout=10)
+            assert "watchdog: not fed" not in out, out
+            boots.append(sub.seqs()[before:])
+    first, second = boots
+    assert first[:3] == [0, 1, 2] and first == sorted(first)
+    # The second boot starts past every number the first could have used (at most one
+    # block of 50 skipped per reboot), and counts on from there.
+    assert max(first) < second[0] <= max(first) + 50 + 1 + 10
+    assert second == list(range(second[0], second[0] + len(second)))
