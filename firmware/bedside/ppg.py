@@ -1,0 +1,448 @@
+"""Pulse oximetry from raw red/IR samples: pulse rate, SpO2, perfusion index, signal quality.
+
+``Oximeter(fs)`` is a streaming processor. The sensor driver (or the host simulator) calls
+``add(red, ir)`` for every sample, ints in ADC counts (MAX30102: 18-bit, 0..262143), at
+``fs`` samples per second (designed for 25..200 Hz; tested at 50, 100 and 125). ``add``
+returns True once per second of samples; the sampler then calls ``result()``, which returns
+the dict ``bedside.reading.Encoder.reading`` takes (without ``temp``)::
+
+    {"hr": bpm | None, "spo2": % | None, "pi": % | None, "sqi": 0..1, "probe": "ok" | "off"}
+
+hr, spo2 and pi are None whenever the probe is off or the signal quality is below
+``SQI_MIN``: the device publishes null rather than a number the algorithm does not trust.
+
+Why integers: on ESP32 and RP2 builds (and the WebAssembly port the tests use) every float
+is a heap object, so one float operation allocates 16 bytes. The per-sample path (``add``)
+therefore uses small ints only (all intermediate values stay below 2**30) and preallocated
+lists: it allocates nothing in the steady state. Floats appear once per second in
+``result()`` and at construction.
+
+Signal chain (per channel; ``docs/ppg.md`` has the numbers):
+
+1. Probe detection: a slow DC (exponential mean, time constant ~4/pi s) of the IR counts;
+   below ``probe_dc_min`` the probe is "off" (no finger: the IR LED light is not reflected
+   back) and the beat history is cleared.
+2. High-pass: two cascaded first-order DC-removal stages (x minus its exponential mean,
+   time constant 2**k samples, k = round(log2(fs / pi)), i.e. a cut-off of ~0.5 Hz):
+   removes DC and baseline wander. Inputs are scaled by 8 first so that the integer
+   means keep fractional resolution.
+3. Low-pass: two cascaded moving averages of L = round(fs / 12) samples (first zero at
+   ~12 Hz, -3 dB at ~3.8 Hz): removes mains flicker and sensor noise. Both channels get
+   the same filter, so the ratio of ratios does not depend on its gain.
+4. Inversion: more blood absorbs more light, so raw counts fall at systole; the filtered
+   signal is negated so that a beat is a peak.
+5. Beats (IR): hysteresis on an envelope (|v| peak-hold decaying with time constant
+   ~2 s): a beat starts when v rises above +3/8 envelope and ends when it falls below
+   -3/8 envelope; the beat is the maximum in between, its AC the peak minus the trough
+   before it (red: the same windows on the red signal). A refractory period of 0.25 s
+   (240 bpm) rejects anything faster; an interval over 2 s (30 bpm) is a gap, not a rate.
+6. Per second (``result``), over the last ``NBEATS`` beats within 12 s:
+   hr = 60 * fs / median interval; R = median over beats of (AC_red/DC_red)/(AC_ir/DC_ir);
+   spo2 = 110 - 25 R (the common linear calibration), clamped to 0..100 and None below 70
+   or for R < 0.3 (outside any calibration); pi = median AC_ir / DC_ir * 100.
+   sqi = min(interval regularity, consecutive-beat waveform correlation, amplitude
+   plausibility and consistency), each 0..1; values are published only when sqi >= SQI_MIN,
+   at least 4 beats are recent and the newest is not stale.
+
+Who calls it: the board's sampler (real MAX30102 driver) and the tests/bench. ``swap_red_ir``
+is for clone boards with the LEDs' channels exchanged.
+"""
+
+from math import log, sqrt
+
+NBEATS = 8  # beats kept: the pulse rate is the median of up to 7 intervals
+SQI_MIN = 0.5  # below this the vitals are null
+PROBE_DC_MIN = 50000  # IR DC counts; a finger on a MAX30102 at typical LED current gives 1e5+
+WINDOW_S = 12  # beats older than this do not count
+CAL_A = 110.0  # spo2 = CAL_A - CAL_B * R
+CAL_B = 25.0
+REF_RESET_S = 30  # after this many low-quality seconds in a row the perfusion reference resets
+R_MIN = 0.3  # R below this (spo2 > 102.5) is outside any calibration: not a reading
+
+
+def spo2_from_r(r):
+    """SpO2 (%) from the ratio of ratios R by the linear calibration 110 - 25 R, clamped to
+    0..100; None when R < R_MIN or the result is below 70 (outside the validated range)."""
+    if r is None or r != r or r < R_MIN:
+        return None
+    s = CAL_A - CAL_B * r
+    s = 100.0 if s > 100.0 else 0.0 if s < 0.0 else s
+    return s if s >= 70.0 else None
+
+
+def r_from_spo2(spo2):
+    """The inverse of the calibration (for synthetic signals with a known truth)."""
+    return (CAL_A - spo2) / CAL_B
+
+
+def _clamp01(x):
+    return 0.0 if x < 0.0 else 1.0 if x > 1.0 else x
+
+
+def _median(xs):
+    s = sorted(xs)
+    m = len(s)
+    if m == 0:
+        return None
+    return s[m // 2] if m % 2 else (s[m // 2 - 1] + s[m // 2]) / 2
+
+
+class Oximeter:
+    def __init__(self, fs, swap_red_ir=False, probe_dc_min=PROBE_DC_MIN):
+        fs = int(fs)
+        if not 10 <= fs <= 400:
+            raise ValueError("fs must be 10..400 Hz")
+        self.fs = fs
+        self.swap_red_ir = bool(swap_red_ir)
+        self.probe_dc_min = probe_dc_min
+        # Power-of-two time constants: shifts are exact integer operations.
+        self._k = max(1, int(log(fs / 3.14159) / log(2) + 0.5))  # high-pass, ~0.5 Hz
+        self._ks = self._k + 2  # slow DC for probe detection and ratio of ratios
+        self._kd = max(1, int(log(2.0 * fs) / log(2) + 0.5))  # envelope decay, ~2 s
+        self._L = max(1, int(fs / 12.0 + 0.5))
+        self._refr = fs // 4  # 0.25 s
+        self._max_ivl = 2 * fs  # 2 s
+        self._win = WINDOW_S * fs
+        self._W = 6 * fs  # filtered IR kept for the waveform correlation
+        L = self._L
+        self._b1i = [0] * L
+        self._b2i = [0] * L
+        self._b1r = [0] * L
+        self._b2r = [0] * L
+        self._wave = [0] * self._W
+        # Beat ring: position (sample index), interval (1/16 samples, 0 = none), AC and DC.
+        self._bpos = [0] * NBEATS
+        self._bivl = [0] * NBEATS
+        self._bac_ir = [0] * NBEATS
+        self._bac_red = [0] * NBEATS
+        self._bdc_ir = [0] * NBEATS
+        self._bdc_red = [0] * NBEATS
+        self._n = 0  # samples since construction (rebased, see add)
+        self._due = 0
+        self._fresh = True
+        self.reset()
+
+    def reset(self):
+        """Forget the signal and the beats (probe off, or a new patient)."""
+        self._fresh = True
+        self._nb = 0  # beats stored (<= NBEATS)
+        self._bi = 0  # next beat slot
+        self._last = -1  # position of the last accepted beat, -1: none
+        self._lastf = 0  # its sub-sample offset, 1/16 sample
+        self._envp = self._envn = 0
+        self._up = False
+        self._pk = self._pkn = self._pkr = self._tr = self._trn = self._trr = 0
+        self._atr = self._atn = self._atrr = 0  # the trough before the current peak
+        self._pend = -1  # beat slot waiting for its AC (needs the trough after it)
+        self._ppk = self._ppkn = self._ppkr = 0  # that beat's peak
+        self._filled = 0  # samples in the filters since the (re)start
+        self._on = False
+        self._pi_ref = None  # perfusion index of recent good seconds (motion detection)
+        self._bad = 0  # consecutive results with a low sqi
+
+    def _start(self, red, ir):
+        # Start every mean at the current level: no step through the filters.
+        k = self._k
+        self._dsi = ir << self._ks
+        self._dsr = red << self._ks
+        self._h1i = (ir << 3) << k
+        self._h1r = (red << 3) << k
+        self._h2i = self._h2r = 0
+        self._s1i = self._s2i = self._s1r = self._s2r = 0
+        L = self._L
+        for i in range(L):
+            self._b1i[i] = self._b2i[i] = self._b1r[i] = self._b2r[i] = 0
+        for i in range(self._W):
+            self._wave[i] = 0
+        self._p = 0
+        self._fresh = False
+
+    def add(self, red, ir):
+        """Feed one sample pair (ints, ADC counts). Returns True when a second of samples
+        has gone by since the last ``result()`` (call it then). No allocation."""
+        if self.swap_red_ir:
+            red, ir = ir, red
+        n = self._n + 1
+        if n >= 0x20000000:  # keep positions small ints (2**29 samples: ~62 days at 100 Hz)
+            n = self._rebase(n)
+        self._n = n
+        self._due += 1
+        if self._fresh:
+            self._start(red, ir)
+        # 1. slow DC and probe detection
+        ks = self._ks
+        d = self._dsi
+        d += ir - (d >> ks)
+        self._dsi = d
+        d = self._dsr
+        d += red - (d >> ks)
+        self._dsr = d
+        if (self._dsi >> ks) < self.probe_dc_min:
+            if self._on:
+                self.reset()
+                self._fresh = False  # keep following the slow DC until the finger returns
+            return self._due >= self.fs
+        if not self._on:
+            self._on = True
+            self._start(red, ir)
+            self._dsi = ir << ks
+            self._dsr = red << ks
+        k = self._k
+        L = self._L
+        p = self._p
+        # 2.-4. IR: two DC-removal stages, two moving averages, negate
+        x = ir << 3
+        a = self._h1i
+        h = x - (a >> k)
+        self._h1i = a + h
+        a = self._h2i
+        h2 = h - (a >> k)
+        self._h2i = a + h2
+        b = self._b1i
+        s = self._s1i + h2 - b[p]
+        b[p] = h2
+        self._s1i = s
+        m = s // L
+        b = self._b2i
+        s = self._s2i + m - b[p]
+        b[p] = m
+        self._s2i = s
+        v = -s
+        # red, the same
+        x = red << 3
+        a = self._h1r
+        h = x - (a >> k)
+        self._h1r = a + h
+        a = self._h2r
+        h2 = h - (a >> k)
+        self._h2r = a + h2
+        b = self._b1r
+        s = self._s1r + h2 - b[p]
+        b[p] = h2
+        self._s1r = s
+        m = s // L
+        b = self._b2r
+        s = self._s2r + m - b[p]
+        b[p] = m
+        self._s2r = s
+        vr = -s
+        p += 1
+        self._p = 0 if p >= L else p
+        self._wave[n % self._W] = v
+        if self._filled < self._win:
+            # the filters settle for 2**k * 4 samples (~1.3 s) before any beat counts
+            self._filled += 1
+            if self._filled < (4 << k):
+                return self._due >= self.fs
+        # 5. envelope and hysteresis beat detection
+        # Separate envelopes for peaks and troughs: the filtered pulse is skewed (a tall
+        # narrow systolic peak, a shallow wide trough), so one symmetric level misses beats.
+        kd = self._kd
+        e = self._envp
+        e -= e >> kd
+        if v > e:
+            e = v
+        self._envp = e
+        th = (e * 3) >> 3
+        e = self._envn
+        e -= e >> kd
+        if -v > e:
+            e = -v
+        self._envn = e
+        tl = -((e * 3) >> 3)
+        if self._up:
+            if v > self._pk:
+                self._pk = v
+                self._pkn = n
+                self._pkr = vr  # red at the IR peak: same filter, same timing
+            if v < tl:
+                self._up = False
+                self._beat(self._pkn)
+                self._tr = v
+                self._trn = n
+                self._trr = vr
+        else:
+            if v < self._tr:
+                self._tr = v
+                self._trn = n
+                self._trr = vr
+            if v > th:
+                self._up = True
+                if self._pend >= 0:
+                    self._amplitude()
+                self._pend = -1
+                # this trough is the one before the next peak
+                self._atr = self._tr
+                self._atn = self._trn
+                self._atrr = self._trr
+                self._pk = v
+                self._pkn = n
+                self._pkr = vr
+        return self._due >= self.fs
+
+    def _amplitude(self):
+        # AC of the pending beat: its peak above the straight line through the troughs
+        # before and after it, so residual baseline wander (a slope across the beat) does
+        # not add to one beat and subtract from the next. Integer arithmetic throughout:
+        # the line's slope is taken in 1/256 steps to keep every product below 2**30.
+        t1 = self._atn
+        span = self._trn - t1
+        if span <= 0:
+            return
+        f = ((self._ppkn - t1) << 8) // span
+        base = self._atr + ((((self._tr - self._atr) >> 4) * f) >> 4)
+        baser = self._atrr + ((((self._trr - self._atrr) >> 4) * f) >> 4)
+        i = self._pend
+        self._bac_ir[i] = self._ppk - base
+        self._bac_red[i] = self._ppkr - baser
+
+    def _beat(self, pos):
+        last = self._last
+        if last >= 0 and pos - last < self._refr:
+            return  # too soon after the previous beat: a notch or noise
+        # Sub-sample peak time (1/16 sample) from a parabola through the peak and its two
+        # neighbours: at 50 Hz a whole-sample interval would quantise 180 bpm to 176/182.
+        W = self._W
+        wave = self._wave
+        y0 = wave[pos % W]
+        ym = wave[(pos - 1) % W]
+        yp = wave[(pos + 1) % W]
+        den = ym - 2 * y0 + yp
+        frac = (8 * (ym - yp)) // den if den < 0 else 0
+        frac = -8 if frac < -8 else 8 if frac > 8 else frac
+        ivl = (pos - last) * 16 + frac - self._lastf if last >= 0 else 0
+        if ivl > self._max_ivl * 16:
+            ivl = 0  # a gap (lost beats), not a rate
+        self._lastf = frac
+        i = self._bi
+        self._bpos[i] = pos
+        self._bivl[i] = ivl
+        self._bac_ir[i] = self._bac_red[i] = 0  # set at the next upstroke (_amplitude)
+        if self._atn < pos:
+            self._pend = i
+            self._ppk = self._pk
+            self._ppkn = pos
+            self._ppkr = self._pkr
+        self._bdc_ir[i] = self._dsi >> self._ks
+        self._bdc_red[i] = self._dsr >> self._ks
+        self._bi = (i + 1) % NBEATS
+        if self._nb < NBEATS:
+            self._nb += 1
+        self._last = pos
+
+    def _rebase(self, n):
+        shift = n - 2 * self._win
+        for i in range(NBEATS):
+            self._bpos[i] -= shift
+        if self._last >= 0:
+            self._last -= shift
+        self._pkn -= shift
+        self._trn -= shift
+        self._atn -= shift
+        self._ppkn -= shift
+        # _wave is indexed by n % W: keep that index the same
+        shift -= shift % self._W
+        return n - shift
+
+    def result(self):
+        """The vitals over the recent beats (see the module doc). Allocates (once a second)."""
+        self._due = 0
+        off = {"hr": None, "spo2": None, "pi": None, "sqi": 0.0, "probe": "off"}
+        if not self._on:
+            return off
+        fs = self.fs
+        n = self._n
+        recent = [i for i in range(self._nb) if n - self._bpos[i] <= self._win]
+        out = {"hr": None, "spo2": None, "pi": None, "sqi": 0.0, "probe": "ok"}
+        ivls = [self._bivl[i] for i in recent if self._bivl[i] > 0]
+        if len(recent) < 4 or len(ivls) < 3:
+            return out
+        med = _median(ivls)
+        newest = max(self._bpos[i] for i in recent)
+        med = med / 16.0  # samples
+        if n - newest > max(2.5 * fs, 2.2 * med):
+            return out  # the pulse has gone (or is being missed): no stale rate
+        # regularity: median absolute deviation of the intervals, relative
+        mad = _median([abs(x / 16.0 - med) for x in ivls]) / med
+        q_reg = _clamp01((0.3 - mad) / 0.2)
+        # amplitude: perfusion index plausible, beat amplitudes consistent
+        scale = 8 * self._L  # filtered units per ADC count
+        measured = [i for i in recent if self._bac_ir[i] > 0]  # the newest AC may be pending
+        if len(measured) < 3:
+            return out
+        pis = [self._bac_ir[i] * 100.0 / (scale * self._bdc_ir[i]) for i in measured]
+        pi = _median(pis)
+        ac_mad = _median([abs(x - pi) for x in pis]) / pi if pi > 0 else 1.0
+        q_amp = min(_clamp01((pi - 0.03) / 0.07), _clamp01((0.5 - ac_mad) / 0.3))
+        # Motion: the beats suddenly several times larger (or smaller) than the perfusion
+        # seen while the signal was good. Periodic motion can be as regular and smooth as a
+        # pulse, so rhythm and shape alone do not catch it; a jump in amplitude does. Two
+        # such beats among the recent ones void the second.
+        ref = self._pi_ref
+        if ref is not None:
+            odd = 0
+            for x in pis:
+                if not 0.4 * ref <= x <= 2.5 * ref:
+                    odd += 1
+            if odd >= 2:
+                q_amp = 0.0
+        q_shape = self._shape(recent, int(med))
+        sqi = min(q_reg, q_amp, q_shape)
+        out["sqi"] = sqi
+        if sqi < SQI_MIN:
+            self._bad += 1
+            if self._bad >= REF_RESET_S:
+                self._pi_ref = None  # a lasting change of perfusion, not a burst: relearn
+            return out
+        self._bad = 0
+        # the reference follows good readings slowly (time constant ~20 s)
+        self._pi_ref = pi if ref is None else ref + (pi - ref) * 0.05
+        hr = 60.0 * fs / med
+        if not 25 <= hr <= 250:
+            return out
+        out["hr"] = hr
+        out["pi"] = pi
+        rs = []
+        for i in measured:
+            num = self._bac_red[i] * self._bdc_ir[i]
+            den = self._bac_ir[i] * self._bdc_red[i]
+            if num > 0 and den > 0:
+                rs.append(num / den)
+        if len(rs) >= 3:
+            r = _median(rs)
+            r_mad = _median([abs(x - r) for x in rs]) / r
+            if r_mad <= 0.15:  # beats disagree on R (motion): no SpO2
+                out["spo2"] = spo2_from_r(r)
+        return out
+
+    def _shape(self, recent, ivl):
+        """Mean Pearson correlation of consecutive beats' waveforms (0..1; 0 when fewer
+        than two beats lie in the kept signal). Each beat: 0.8 interval centred on its peak."""
+        n = self._n
+        W = self._W
+        a = (ivl * 2) // 5
+        pos = sorted(self._bpos[i] for i in recent if self._bpos[i] - a > n - W and self._bpos[i] + a <= n)
+        if len(pos) < 2:
+            return 0.0
+        wave = self._wave
+        total = 0.0
+        for j in range(1, len(pos)):
+            p0 = pos[j - 1] - a
+            p1 = pos[j] - a
+            sx = sy = sxx = syy = sxy = 0.0
+            m = 2 * a + 1
+            for t in range(m):
+                x = float(wave[(p0 + t) % W])
+                y = float(wave[(p1 + t) % W])
+                sx += x
+                sy += y
+                sxx += x * x
+                syy += y * y
+                sxy += x * y
+            vx = sxx - sx * sx / m
+            vy = syy - sy * sy / m
+            if vx <= 0 or vy <= 0:
+                continue
+            total += (sxy - sx * sy / m) / sqrt(vx * vy)
+        c = total / (len(pos) - 1)
+        return _clamp01((c - 0.6) / 0.3)
