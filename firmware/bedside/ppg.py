@@ -416,8 +416,10 @@ class Oximeter:
         return out
 
     def _shape(self, recent, ivl):
-        """Mean Pearson correlation of consecutive beats' waveforms (0..1; 0 when fewer
-        than two beats lie in the kept signal). Each beat: 0.8 interval centred on its peak."""
+        """Mean Pearson correlation of consecutive beats' waveforms, mapped to 0..1 (0 when
+        fewer than two beats lie in the kept signal). Each beat: 0.8 interval centred on its
+        peak, at most ~32 points (a stride), values shifted down to 11 bits so that all the
+        sums stay small ints: a float is a heap object, and this runs every second."""
         n = self._n
         W = self._W
         a = (ivl * 2) // 5
@@ -425,24 +427,37 @@ class Oximeter:
         if len(pos) < 2:
             return 0.0
         wave = self._wave
+        step = (2 * a) // 32 + 1
+        big = 1
+        for p in pos:
+            for t in range(p - a, p + a + 1, step):
+                x = wave[t % W]
+                if x > big:
+                    big = x
+                elif -x > big:
+                    big = -x
+        sh = 0
+        while (big >> sh) >= 2048:
+            sh += 1
         total = 0.0
+        pairs = 0
         for j in range(1, len(pos)):
             p0 = pos[j - 1] - a
             p1 = pos[j] - a
-            sx = sy = sxx = syy = sxy = 0.0
-            m = 2 * a + 1
-            for t in range(m):
-                x = float(wave[(p0 + t) % W])
-                y = float(wave[(p1 + t) % W])
+            sx = sy = sxx = syy = sxy = m = 0
+            for t in range(0, 2 * a + 1, step):
+                x = wave[(p0 + t) % W] >> sh
+                y = wave[(p1 + t) % W] >> sh
                 sx += x
                 sy += y
                 sxx += x * x
                 syy += y * y
                 sxy += x * y
+                m += 1
             vx = sxx - sx * sx / m
             vy = syy - sy * sy / m
-            if vx <= 0 or vy <= 0:
-                continue
-            total += (sxy - sx * sy / m) / sqrt(vx * vy)
-        c = total / (len(pos) - 1)
+            pairs += 1
+            if vx > 0 and vy > 0:
+                total += (sxy - sx * sy / m) / sqrt(vx * vy)
+        c = total / pairs
         return _clamp01((c - 0.6) / 0.3)
