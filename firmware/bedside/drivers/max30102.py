@@ -96,6 +96,7 @@ class MAX30102:
         self.last_lost = 0
         self._channels = 2
         self._ptrs = bytearray(3)  # FIFO_WR_PTR, OVF_COUNTER, FIFO_RD_PTR in one read
+        self._ovf = 0
         self._raw = bytearray(FIFO_DEPTH * 6)
         # One view per possible burst length, made once: slicing a memoryview allocates on
         # MicroPython, and the FIFO is drained many times a second.
@@ -201,14 +202,20 @@ class MAX30102:
 
     def available(self):
         """Samples waiting in the FIFO (0..32) and samples lost since the last read
-        (0..31, saturating), as ``(n, lost)``; does not read the samples."""
+        (0..31, saturating), as ``(n, lost)``; reads the pointers, not the samples."""
+        n = self._pointers()
+        return n, self._ovf
+
+    def _pointers(self):
+        # One 3-byte read: FIFO_WR_PTR, OVF_COUNTER, FIFO_RD_PTR are adjacent registers.
         self._regs.read_into(FIFO_WR_PTR, self._ptrs)
         wr, ovf, rd = self._ptrs[0] & 0x1F, self._ptrs[1] & 0x1F, self._ptrs[2] & 0x1F
+        self._ovf = ovf
         if ovf:
             # The part only counts a lost sample when the FIFO is full; then wr == rd,
             # which the pointers alone cannot tell from empty.
-            return FIFO_DEPTH, ovf
-        return (wr - rd) & 0x1F, 0
+            return FIFO_DEPTH
+        return (wr - rd) & 0x1F
 
     def read_fifo(self, red, ir=None, start=0):
         """Drain the FIFO into the caller's buffers: ``red[start + i]`` and
@@ -219,9 +226,9 @@ class MAX30102:
         touched in "hr" mode. Samples lost to a full FIFO since the last call are added to
         ``lost`` and set in ``last_lost`` (0 when none). Allocates nothing.
         """
-        n, ovf = self.available()
-        self.last_lost = ovf
-        self.lost += ovf
+        n = self._pointers()
+        self.last_lost = self._ovf
+        self.lost += self._ovf
         room = len(red) - start
         if n > room:
             n = room
