@@ -7,7 +7,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: deps venv npm test demo bench clean
+.PHONY: deps venv npm test demo bench bench-ppg clean
 
 deps:
 	@sh tests/stack/install-deps.sh
@@ -36,6 +36,9 @@ demo: venv
 
 bench: venv
 	$(PY) bench/throughput.py
+
+bench-ppg: venv
+	$(PY) bench/ppg_accuracy.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info tests/firmware/mpy/node_modules .run

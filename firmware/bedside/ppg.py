@@ -101,6 +101,7 @@ class Oximeter:
         self._kd = max(1, int(log(2.0 * fs) / log(2) + 0.5))  # envelope decay, ~2 s
         self._L = max(1, int(fs / 12.0 + 0.5))
         self._refr = fs // 4  # 0.25 s
+        self._ds = max(1, (fs + 12) // 25)  # slope span, ~40 ms
         self._max_ivl = 2 * fs  # 2 s
         self._win = WINDOW_S * fs
         self._W = 6 * fs  # filtered IR kept for the waveform correlation
@@ -234,20 +235,23 @@ class Oximeter:
             self._filled += 1
             if self._filled < (4 << k):
                 return self._due >= self.fs
-        # 5. envelope and hysteresis beat detection
-        # Separate envelopes for peaks and troughs: the filtered pulse is skewed (a tall
-        # narrow systolic peak, a shallow wide trough), so one symmetric level misses beats.
+        # 5. beats: hysteresis on the slope (v now minus v ~40 ms ago), peaks and troughs
+        # on v. The slope of the pulse is several times that of the residual baseline
+        # wander (respiration, 0.1..0.5 Hz, close to the slowest pulse), so a steep rise
+        # and a steep fall mark every beat even when the wander is larger than the pulse.
+        # Separate envelopes for rises and falls: the upstroke is steeper than the fall.
+        d = v - self._wave[(n - self._ds) % self._W]
         kd = self._kd
         e = self._envp
         e -= e >> kd
-        if v > e:
-            e = v
+        if d > e:
+            e = d
         self._envp = e
         th = (e * 3) >> 3
         e = self._envn
         e -= e >> kd
-        if -v > e:
-            e = -v
+        if -d > e:
+            e = -d
         self._envn = e
         tl = -((e * 3) >> 3)
         if self._up:
@@ -255,7 +259,7 @@ class Oximeter:
                 self._pk = v
                 self._pkn = n
                 self._pkr = vr  # red at the IR peak: same filter, same timing
-            if v < tl:
+            if d < tl:
                 self._up = False
                 self._beat(self._pkn)
                 self._tr = v
@@ -266,7 +270,7 @@ class Oximeter:
                 self._tr = v
                 self._trn = n
                 self._trr = vr
-            if v > th:
+            if d > th:
                 self._up = True
                 if self._pend >= 0:
                     self._amplitude()
@@ -355,7 +359,7 @@ class Oximeter:
         recent = [i for i in range(self._nb) if n - self._bpos[i] <= self._win]
         out = {"hr": None, "spo2": None, "pi": None, "sqi": 0.0, "probe": "ok"}
         ivls = [self._bivl[i] for i in recent if self._bivl[i] > 0]
-        if len(recent) < 4 or len(ivls) < 3:
+        if len(recent) < 5 or len(ivls) < 4:
             return out
         med = _median(ivls)
         newest = max(self._bpos[i] for i in recent)
@@ -365,6 +369,13 @@ class Oximeter:
         # regularity: median absolute deviation of the intervals, relative
         mad = _median([abs(x / 16.0 - med) for x in ivls]) / med
         q_reg = _clamp01((0.3 - mad) / 0.2)
+        # ... and a consensus: the MAD ignores a minority of odd intervals, but when a third
+        # of them disagree with the median by more than 15 %, the beats are not one rhythm.
+        agree = 0
+        for x in ivls:
+            if abs(x / 16.0 - med) <= 0.15 * med:
+                agree += 1
+        q_reg = min(q_reg, _clamp01((agree / len(ivls) - 0.6) / 0.25))
         # amplitude: perfusion index plausible, beat amplitudes consistent
         scale = 8 * self._L  # filtered units per ADC count
         measured = [i for i in recent if self._bac_ir[i] > 0]  # the newest AC may be pending
