@@ -129,7 +129,8 @@ class FakeMAX30102(RegisterFile):
     read pointer and resets OVF_COUNTER. ``junk_bits`` fills bits 23:18 of each sample,
     which the part leaves undefined, so a driver that does not mask is caught.
 
-    Counters for tests: ``produced``, ``popped``, ``dropped``.
+    Counters for tests: ``produced``, ``popped``, ``dropped``, ``unreported`` (drops
+    beyond a saturated OVF_COUNTER).
     """
 
     ADDR = 0x57
@@ -146,6 +147,7 @@ class FakeMAX30102(RegisterFile):
         self.produced = 0
         self.popped = 0
         self.dropped = 0
+        self.unreported = 0  # dropped while OVF_COUNTER was saturated at 31
         self._power_on()
 
     def _power_on(self):
@@ -201,6 +203,8 @@ class FakeMAX30102(RegisterFile):
                 lost += 1
                 if self.ovf < 0x1F:
                     self.ovf += 1
+                else:
+                    self.unreported += 1
                 continue
             self.fifo[self.wr] = (int(red) & 0x3FFFF, int(ir) & 0x3FFFF)
             self.wr = (self.wr + 1) & 0x1F
