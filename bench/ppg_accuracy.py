@@ -10,6 +10,8 @@ Progress goes to stderr; the last stdout line is one JSON object (see docs/ppg.m
   root mean square of (spo2 - truth) over the outputs that report SpO2 (the FDA's A_rms);
   ``coverage_synthetic`` / ``spo2_coverage_synthetic``: share of outputs after the first
   12 s with a value.
+- Stress (reported, no target): wander twice the pulse amplitude, HR 40..180, PI 0.7 and
+  2 %, 100 Hz: ``hr_mae_wander2x``, ``hr_max_err_wander2x``, ``coverage_wander2x``.
 - BIDMC subject 01 (tests/data, 8 min at 125 Hz): PLETH as IR counts (the same for red),
   against the ECG: R-peaks of lead II (band-pass 5..20 Hz, peak detection), reference rate
   per 1-s window = 60 / median RR interval of the last 8 s. ``hr_mae_bidmc`` over the
@@ -90,6 +92,32 @@ def synthetic(seconds):
     }
 
 
+def stress(seconds):
+    """Baseline wander twice the pulse amplitude (deep breathing, a loose probe): how much
+    coverage the detector keeps and whether what it reports is still right."""
+    errs = []
+    windows = n = 0
+    k = 1000
+    for hr in (40, 60, 90, 130, 180):
+        for pi in (0.7, 2.0):
+            red, ir, beats = synth(100, seconds, hr, 95, pi=pi, noise=20.0, wander=2 * pi / 100, seed=k)
+            k += 1
+            for t, r in run(Oximeter(100), red, ir):
+                if t <= SETTLE_S:
+                    continue
+                windows += 1
+                ref = reference_hr(beats, t)
+                if r["hr"] is not None and ref is not None:
+                    n += 1
+                    errs.append(abs(r["hr"] - ref))
+    log("stress: wander 2x pulse done")
+    return {
+        "hr_mae_wander2x": sum(errs) / max(1, len(errs)),
+        "hr_max_err_wander2x": max(errs) if errs else None,
+        "coverage_wander2x": n / max(1, windows),
+    }
+
+
 def bidmc_run():
     red, ir, ecg = bidmc()
     beats = ecg_rpeaks(ecg, BIDMC_FS)
@@ -120,6 +148,7 @@ def main():
     t0 = time.monotonic()
     res = {}
     res.update(synthetic(args.seconds))
+    res.update(stress(args.seconds))
     res.update(bidmc_run())
     res["seconds"] = round(time.monotonic() - t0, 1)
     print(json.dumps(dict((k, round(v, 3) if isinstance(v, float) else v) for k, v in res.items())))

@@ -31,18 +31,28 @@ Signal chain (per channel; ``docs/ppg.md`` has the numbers):
    the same filter, so the ratio of ratios does not depend on its gain.
 4. Inversion: more blood absorbs more light, so raw counts fall at systole; the filtered
    signal is negated so that a beat is a peak.
-5. Beats (IR): hysteresis on an envelope (|v| peak-hold decaying with time constant
-   ~2 s): a beat starts when v rises above +3/8 envelope and ends when it falls below
-   -3/8 envelope; the beat is the maximum in between, its AC the peak minus the trough
-   before it (red: the same windows on the red signal). A refractory period of 0.25 s
-   (240 bpm) rejects anything faster; an interval over 2 s (30 bpm) is a gap, not a rate.
+5. Beats (IR): hysteresis on the slope d = v(now) - v(~40 ms ago), with separate
+   envelopes for rises and falls (peak-hold, decaying with time constant ~2 s): a beat's
+   upstroke is d above +3/8 of the rise envelope, its end d below -3/8 of the fall
+   envelope. The beat is the maximum of v in between (time refined to 1/16 sample by a
+   parabola), its AC the peak above the line through the troughs before and after it;
+   red: the red signal at the same instants. A refractory period of 0.25 s (240 bpm)
+   rejects anything faster; an interval over 2 s (30 bpm) is a gap, not a rate.
 6. Per second (``result``), over the last ``NBEATS`` beats within 12 s:
    hr = 60 * fs / median interval; R = median over beats of (AC_red/DC_red)/(AC_ir/DC_ir);
    spo2 = 110 - 25 R (the common linear calibration), clamped to 0..100 and None below 70
-   or for R < 0.3 (outside any calibration); pi = median AC_ir / DC_ir * 100.
-   sqi = min(interval regularity, consecutive-beat waveform correlation, amplitude
-   plausibility and consistency), each 0..1; values are published only when sqi >= SQI_MIN,
-   at least 4 beats are recent and the newest is not stale.
+   or for R < 0.3 (outside any calibration), and None when the beats' R disagree (median
+   absolute deviation over 15 %); pi = median AC_ir / DC_ir * 100 (of the band-passed
+   signal, so it reads low at fast rates).
+   sqi = min(rhythm, shape, amplitude), each 0..1:
+   rhythm: relative MAD of the intervals (1 up to 0.1, 0 from 0.3) and the share within
+   15 % of the median (0 below 60 %, 1 from 85 %), and the beats between the oldest and
+   newest against one per median interval (0 below 70 %, 1 from 90 %); shape: mean correlation of consecutive
+   beats' waveforms (0 below 0.6, 1 from 0.9); amplitude: PI (0 below 0.03 %, 1 from
+   0.1 %), the beats' AC consistent (relative MAD under 0.2..0.5), and at most one beat
+   outside 0.4..2.5 times the PI of recent good seconds (motion makes big regular "beats").
+   Values are published only when sqi >= SQI_MIN, at least 5 beats (4 intervals) are
+   recent and the newest is not stale (2.5 s or 2.2 intervals).
 
 Who calls it: the board's sampler (real MAX30102 driver) and the tests/bench. ``swap_red_ir``
 is for clone boards with the LEDs' channels exchanged.
@@ -335,7 +345,10 @@ class Oximeter:
         self._last = pos
 
     def _rebase(self, n):
+        # Move every stored position back by a multiple of the ring length, so that the
+        # filtered signal (indexed by n % W) stays where it is.
         shift = n - 2 * self._win
+        shift -= shift % self._W
         for i in range(NBEATS):
             self._bpos[i] -= shift
         if self._last >= 0:
@@ -344,8 +357,6 @@ class Oximeter:
         self._trn -= shift
         self._atn -= shift
         self._ppkn -= shift
-        # _wave is indexed by n % W: keep that index the same
-        shift -= shift % self._W
         return n - shift
 
     def result(self):
@@ -376,6 +387,12 @@ class Oximeter:
             if abs(x / 16.0 - med) <= 0.15 * med:
                 agree += 1
         q_reg = min(q_reg, _clamp01((agree / len(ivls) - 0.6) / 0.25))
+        # ... and no missing beats: the stretch from the oldest recent beat to the newest
+        # should hold about one beat per median interval (a few fast "beats" between gaps
+        # would otherwise make a rhythm of their own).
+        oldest = min(self._bpos[i] for i in recent)
+        expected = (newest - oldest) / med + 1
+        q_reg = min(q_reg, _clamp01((len(recent) / expected - 0.7) / 0.2))
         # amplitude: perfusion index plausible, beat amplitudes consistent
         scale = 8 * self._L  # filtered units per ADC count
         measured = [i for i in recent if self._bac_ir[i] > 0]  # the newest AC may be pending

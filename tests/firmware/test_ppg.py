@@ -138,3 +138,22 @@ def test_bidmc_minute_against_ecg(bidmc_minute):
     for t, hr in got:
         ref = reference_hr(beats, t)
         assert ref is not None and abs(hr - ref) <= 5, (t, hr, ref)
+
+
+def test_sample_counter_rebases_without_a_glitch():
+    # positions stay small ints on a board (2**29 samples, ~62 days at 100 Hz)
+    fs = 100
+    red, ir, _ = synth(fs, 40, 72, 96, seed=5)
+    ox = Oximeter(fs)
+    out = run(ox, red[:20 * fs], ir[:20 * fs])
+    ox._n = 0x20000000 - 5 * fs - (0x20000000 - 5 * fs) % ox._W + ox._n % ox._W  # same ring slot
+    ox._last += ox._n - 20 * fs
+    # shift every stored position as if the counter had run this long
+    delta = ox._n - 20 * fs
+    for i in range(ppg.NBEATS):
+        ox._bpos[i] += delta
+    for name in ("_pkn", "_trn", "_atn", "_ppkn"):
+        setattr(ox, name, getattr(ox, name) + delta)
+    out = run(ox, red[20 * fs:], ir[20 * fs:])
+    assert ox._n < 0x20000000
+    assert all(r["hr"] is not None and abs(r["hr"] - 72) <= 3 for t, r in out), out
