@@ -25,11 +25,12 @@ import errno
 class FakeI2C:
     """A ``machine.I2C`` stand-in. ``attach(addr, dev)``: ``dev`` has ``read(reg, n)`` ->
     bytes and ``write(reg, data)``. ``log`` holds ``(op, addr, reg, data)`` for each
-    successful transfer (op "r" or "w")."""
+    successful transfer (op "r" or "w"), the last ``log_limit`` or so."""
 
-    def __init__(self):
+    def __init__(self, log_limit=10000):
         self.devices = {}
         self.log = []
+        self.log_limit = log_limit  # the oldest half is dropped beyond this (long sim runs)
         self.transfers = 0  # every attempted transfer, failed ones included
         self._fail = 0
         self._fail_errno = errno.EIO
@@ -58,7 +59,7 @@ class FakeI2C:
 
     def readfrom_mem(self, addr, reg, n):
         data = bytes(self._dev(addr).read(reg, n))
-        self.log.append(("r", addr, reg, data))
+        self._record(("r", addr, reg, data))
         return data
 
     def readfrom_mem_into(self, addr, reg, buf):
@@ -70,7 +71,13 @@ class FakeI2C:
         dev = self._dev(addr)
         data = bytes(buf)
         dev.write(reg, data)
-        self.log.append(("w", addr, reg, data))
+        self._record(("w", addr, reg, data))
+
+    def _record(self, entry):
+        log = self.log
+        log.append(entry)
+        if len(log) > self.log_limit:
+            del log[:len(log) // 2]
 
     def writes(self, addr=None):
         """``{reg: last byte written}`` (to ``addr``, or any device)."""
@@ -461,6 +468,12 @@ class FakeOneWire:
     def fail_next(self, n):
         self._fail = n
 
+    def _record(self, entry):
+        log = self.log
+        log.append(entry)
+        if len(log) > 10000:
+            del log[:5000]  # long simulator runs: keep the recent transfers only
+
     def reset(self, required=False):
         if self._fail > 0:
             self._fail -= 1
@@ -469,7 +482,7 @@ class FakeOneWire:
         self._selected = []
         self._out = bytearray()
         self._in = bytearray()
-        self.log.append(("reset",))
+        self._record(("reset",))
         ok = self.present and bool(self.devices)
         if required and not ok:
             raise OSError(errno.ENODEV)
@@ -487,7 +500,7 @@ class FakeOneWire:
             self.writebyte(b)
 
     def writebyte(self, b):
-        self.log.append(("w", b))
+        self._record(("w", b))
         if self._state == "rom":
             if b == 0xCC:
                 self._selected = list(self.devices)

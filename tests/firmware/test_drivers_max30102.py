@@ -336,3 +336,15 @@ def test_fifo_never_loses_a_sample_silently(steps):
     assert got == sorted(set(got))
     assert len(got) + dev.count + dev.dropped == dev.produced
     assert ox.lost == dev.dropped - dev.unreported
+
+
+def test_fake_bus_log_stays_bounded_for_long_simulator_runs():
+    bus = FakeI2C(log_limit=100)
+    dev = bus.attach(ADDR, FakeMAX30102())
+    ox = MAX30102(bus)
+    ox.init()
+    for _ in range(200):
+        dev.produce(1)
+        ox.read_fifo(*bufs(4))
+    assert 50 <= len(bus.log) <= 100
+    assert bus.log[-1][2] == 0x07  # the newest transfers are kept

@@ -56,6 +56,12 @@ def test_max30205_init_shutdown_one_shot():
     assert t.read() == 38.0
     t.wakeup()
     assert dev.config == 0x00
+    # from continuous conversion: shut down first, then ONE-SHOT, in two writes
+    dev.temp_c = 37.5
+    n = len(bus.log)
+    t.one_shot()
+    assert [e[3] for e in bus.log[n:] if e[0] == "w"] == [b"\x01", b"\x81"]
+    assert dev.one_shots == 2 and t.read() == 37.5
 
 
 def test_max30205_retries_then_names_the_register():

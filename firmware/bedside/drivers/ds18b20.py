@@ -139,7 +139,8 @@ class DS18B20:
     def read(self, now_ms=None):
         """The finished conversion in °C (1/16 °C steps), or None for the 85.0 °C power-on
         value. Each conversion is read once: RuntimeError when none was started or it is
-        not finished yet (the scratchpad would still show the previous result)."""
+        not finished yet (the scratchpad would still show the previous result). After a
+        DriverError the same conversion may be read again, or a new one started."""
         if self._started is None:
             raise RuntimeError("ds18b20: read() without start()")
         if not self.ready(now_ms):

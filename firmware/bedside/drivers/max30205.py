@@ -83,7 +83,9 @@ class MAX30205:
         self._regs.write_u8(CONFIG, self._config)
 
     def one_shot(self):
-        """In shutdown: start one conversion; ``read()`` after ``CONV_MS``. The part
-        ignores ONE-SHOT while converting continuously, so this shuts it down first."""
-        self._config |= SHUTDOWN
+        """Start one conversion; ``read()`` after ``CONV_MS``. ONE-SHOT only acts in
+        shutdown, so a part that converts continuously is shut down first (a write of
+        its own: the datasheet does not say that one write may do both)."""
+        if not self._config & SHUTDOWN:
+            self.shutdown()
         self._regs.write_u8(CONFIG, self._config | ONE_SHOT)
