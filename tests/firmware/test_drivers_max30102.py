@@ -348,3 +348,13 @@ def test_fake_bus_log_stays_bounded_for_long_simulator_runs():
         ox.read_fifo(*bufs(4))
     assert 50 <= len(bus.log) <= 100
     assert bus.log[-1][2] == 0x07  # the newest transfers are kept
+
+
+def test_rate_width_pairs_are_checked_against_the_current_mode():
+    bus, dev, ox = make()
+    ox.init(mode="hr", sample_rate=50, pulse_width=69)
+    ox.set_spo2_config(3200, 69, 4096)  # fine in HR mode
+    assert dev.regs[0x0A] == 0b0_01_111_00
+    ox.set_mode("spo2")
+    with pytest.raises(ValueError, match="sample_rate"):
+        ox.set_spo2_config(3200, 69, 4096)

@@ -142,6 +142,8 @@ class MAX30102:
         self._regs.write_u8(MODE_CONFIG, SHDN | MODES.get(self.mode, 0))
 
     def wakeup(self):
+        """Leave shutdown: sampling resumes in the configured mode (the FIFO keeps what it
+        had; samples resume ~1 sample period later)."""
         self._regs.write_u8(MODE_CONFIG, MODES.get(self.mode, 0))
 
     # --- configuration ------------------------------------------------------------------
@@ -162,7 +164,8 @@ class MAX30102:
         self.set_mode(mode)
 
     def set_mode(self, mode):
-        """"spo2" (red and IR, 6 bytes per sample) or "hr" (red only, 3 bytes)."""
+        """"spo2" (red and IR, 6 bytes per sample) or "hr" (LED1 only, 3 bytes; with
+        ``swap_leds`` LED1 is the IR LED, still returned in ``red``)."""
         if mode not in MODES:
             raise ValueError("mode: need 'spo2' or 'hr', got %r" % (mode,))
         self._regs.write_u8(MODE_CONFIG, MODES[mode])
@@ -177,9 +180,12 @@ class MAX30102:
         self._fifo_cfg = AVERAGING[averaging] << 5
         self._regs.write_u8(FIFO_CONFIG, self._fifo_cfg)
 
-    def set_spo2_config(self, sample_rate=100, pulse_width=411, adc_range=4096, mode="spo2"):
+    def set_spo2_config(self, sample_rate=100, pulse_width=411, adc_range=4096, mode=None):
         """ADC full scale (nA), sample rate (sps) and LED pulse width (µs, which also sets
-        the ADC resolution: 69 -> 15 bits .. 411 -> 18 bits)."""
+        the ADC resolution: 69 -> 15 bits .. 411 -> 18 bits). ``mode`` (default: the
+        current one, else "spo2") decides which rate/width pairs are allowed."""
+        if mode is None:
+            mode = self.mode or "spo2"
         check_settings(mode, sample_rate, pulse_width, adc_range, 1)
         self._spo2_cfg = (ADC_RANGE[adc_range] << 5) | (SAMPLE_RATE[sample_rate] << 2) | PULSE_WIDTH[pulse_width]
         self._regs.write_u8(SPO2_CONFIG, self._spo2_cfg)
