@@ -194,10 +194,9 @@ class Oximeter:
                 self._fresh = False  # keep following the slow DC until the finger returns
             return self._due >= self.fs
         if not self._on:
+            # finger (back) on: restart the filters from here, not from the off level
             self._on = True
             self._start(red, ir)
-            self._dsi = ir << ks
-            self._dsr = red << ks
         k = self._k
         L = self._L
         p = self._p
