@@ -66,13 +66,14 @@ MODE_HR = 0x02  # red only
 MODE_SPO2 = 0x03  # red and IR
 MODES = {"hr": MODE_HR, "spo2": MODE_SPO2}
 
-# setting -> code tables (datasheet tables 3, 6, 7, 8)
+# setting -> register code (datasheet register descriptions of FIFO_CONFIG and SPO2_CONFIG)
 AVERAGING = {1: 0, 2: 1, 4: 2, 8: 3, 16: 4, 32: 5}  # FIFO_CONFIG SMP_AVE, bits 7:5
 ADC_RANGE = {2048: 0, 4096: 1, 8192: 2, 16384: 3}  # nA full scale, SPO2_CONFIG bits 6:5
 SAMPLE_RATE = {50: 0, 100: 1, 200: 2, 400: 3, 800: 4, 1000: 5, 1600: 6, 3200: 7}  # bits 4:2
 PULSE_WIDTH = {69: 0, 118: 1, 215: 2, 411: 3}  # µs, bits 1:0; ADC 15, 16, 17, 18 bits
 # In SpO2 mode both LEDs pulse within one sample period, so a wide pulse caps the rate
-# (datasheet table 11): the part does not refuse a faster rate, it just misbehaves.
+# (datasheet table "SpO2 mode, allowed settings"). The part accepts any pair without
+# complaint, so the driver refuses the unspecified ones. HR mode allows more; not checked.
 SPO2_MAX_RATE = {69: 1600, 118: 1000, 215: 800, 411: 400}
 
 LED_MA_MAX = 51.0  # 0xFF * 0.2 mA
