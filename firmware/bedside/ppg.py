@@ -90,10 +90,11 @@ def _clamp01(x):
 
 
 def _median(xs):
+    """Median of a non-empty list (callers check the length; 0.0 for an empty one)."""
     s = sorted(xs)
     m = len(s)
     if m == 0:
-        return None
+        return 0.0
     return s[m // 2] if m % 2 else (s[m // 2 - 1] + s[m // 2]) / 2
 
 
