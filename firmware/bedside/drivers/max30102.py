@@ -93,6 +93,7 @@ class MAX30102:
         self._regs = I2CRegs(i2c, addr, "max30102", NAMES, retries)
         self.swap_leds = swap_leds
         self.mode = None  # "spo2" | "hr" once configured
+        self._mode_bits = 0  # MODE_CONFIG mode field for self.mode (0: none yet)
         self.lost = 0
         self.last_lost = 0
         self._channels = 2
@@ -133,6 +134,7 @@ class MAX30102:
         for _ in range(RESET_POLLS):
             if not self._regs.read_u8(MODE_CONFIG) & RESET:
                 self.mode = None
+                self._mode_bits = 0
                 self._fifo_cfg = self._spo2_cfg = 0
                 return
             sleep_ms(1)
@@ -140,12 +142,12 @@ class MAX30102:
 
     def shutdown(self):
         """Power save (~0.7 µA): LEDs off, no samples; registers keep their values."""
-        self._regs.write_u8(MODE_CONFIG, SHDN | MODES.get(self.mode, 0))
+        self._regs.write_u8(MODE_CONFIG, SHDN | self._mode_bits)
 
     def wakeup(self):
         """Leave shutdown: sampling resumes in the configured mode (the FIFO keeps what it
         had; samples resume ~1 sample period later)."""
-        self._regs.write_u8(MODE_CONFIG, MODES.get(self.mode, 0))
+        self._regs.write_u8(MODE_CONFIG, self._mode_bits)
 
     # --- configuration ------------------------------------------------------------------
 
@@ -171,6 +173,7 @@ class MAX30102:
             raise ValueError("mode: need 'spo2' or 'hr', got %r" % (mode,))
         self._regs.write_u8(MODE_CONFIG, MODES[mode])
         self.mode = mode
+        self._mode_bits = MODES[mode]
         self._channels = 2 if mode == "spo2" else 1
 
     def set_averaging(self, averaging):
