@@ -2,7 +2,7 @@
 
 ``Oximeter(fs)`` is a streaming processor. The sensor driver (or the host simulator) calls
 ``add(red, ir)`` for every sample, ints in ADC counts (MAX30102: 18-bit, 0..262143), at
-``fs`` samples per second (designed for 25..200 Hz; tested at 50, 100 and 125). ``add``
+``fs`` samples per second (10..400 accepted; tested at 25, 50, 100, 125 and 200). ``add``
 returns True once per second of samples; the sampler then calls ``result()``, which returns
 the dict ``bedside.reading.Encoder.reading`` takes (without ``temp``)::
 

@@ -41,6 +41,15 @@ def test_synthetic_rate_and_saturation(fs, hr, spo2):
     assert min(r["sqi"] for r in res if r["hr"] is not None) >= ppg.SQI_MIN
 
 
+@pytest.mark.parametrize("fs", [25, 125, 200])
+@pytest.mark.parametrize("hr", [40, 90, 180])
+def test_other_sample_rates(fs, hr):
+    red, ir, _ = synth(fs, SECONDS, hr, 92, seed=fs + hr)
+    res = _settled(run(Oximeter(fs), red, ir))
+    assert all(r["hr"] is not None and abs(r["hr"] - hr) <= 3 for r in res), res
+    assert all(r["spo2"] is None or abs(r["spo2"] - 92) <= 3 for r in res), res
+
+
 @pytest.mark.parametrize(
     "r, expected",
     [(0.4, 100.0), (0.3, 100.0), (0.6, 95.0), (1.0, 85.0), (1.6, 70.0),
