@@ -4,7 +4,8 @@
 ``add(red, ir)`` for every sample, ints in ADC counts (MAX30102: 18-bit, 0..262143), at
 ``fs`` samples per second (10..400 accepted; tested at 25, 50, 100, 125 and 200). ``add``
 returns True once per second of samples; the sampler then calls ``result()``, which returns
-the dict ``bedside.reading.Encoder.reading`` takes (without ``temp``)::
+the dict ``bedside.reading.Encoder.reading`` takes (without ``temp``); ``result()`` may
+also be called at any other moment (on demand)::
 
     {"hr": bpm | None, "spo2": % | None, "pi": % | None, "sqi": 0..1, "probe": "ok" | "off"}
 
