@@ -26,9 +26,22 @@ $(MPY_NPM): tests/firmware/mpy/package.json
 	cd tests/firmware/mpy && npm install --no-audit --no-fund --no-package-lock --silent
 	@touch $(MPY_NPM)
 
-npm: deps $(MPY_NPM)
+# pyright, to type-check the firmware against the board stubs.
+PYRIGHT := tests/firmware/typecheck/node_modules/.bin/pyright
+$(PYRIGHT): tests/firmware/typecheck/package.json
+	cd tests/firmware/typecheck && npm install --no-audit --no-fund --no-package-lock --silent
+	@touch $(PYRIGHT)
 
-test: venv npm
+npm: deps $(MPY_NPM) $(PYRIGHT)
+
+# MicroPython's board stubs, one folder per board (they cannot share one environment).
+STUBS_VERSION := 1.29.0.post1
+.stubs/%/machine.pyi: | venv
+	$(PY) -m pip install -q --target .stubs/$* micropython-$*-stubs==$(STUBS_VERSION)
+
+stubs: .stubs/esp32/machine.pyi .stubs/rp2/machine.pyi
+
+test: venv npm stubs
 	$(PY) -m pytest -q
 
 demo: venv
@@ -41,4 +54,4 @@ bench-ppg: venv
 	$(PY) bench/ppg_accuracy.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info tests/firmware/mpy/node_modules .run
+	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info tests/firmware/mpy/node_modules tests/firmware/typecheck/node_modules .stubs .run

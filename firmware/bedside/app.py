@@ -101,7 +101,7 @@ def tls_context(broker):
 
     cafile = broker.get("cafile")
     if hasattr(ssl, "create_default_context"):  # CPython
-        return ssl.create_default_context(cafile=cafile)
+        return ssl.create_default_context(cafile=cafile)  # pyright: ignore[reportAttributeAccessIssue]
     if not cafile:
         raise ValueError("broker.tls on a board needs broker.cafile")
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # MicroPython
@@ -216,7 +216,7 @@ class App:
             sampler, publisher, status_task = self._tasks
             sampler.cancel()
             status_task.cancel()
-            if len(self.outbox):
+            if self.outbox_len:
                 self._drained.clear()
                 try:
                     await asyncio.wait_for(self._drained.wait(), flush_timeout)
@@ -277,7 +277,7 @@ class App:
             t.cancel()
         self._tasks = []
         self.client.abort()
-        self.lost += len(self.outbox)
+        self.lost += self.outbox_len
         self._dropped_before += self.outbox.dropped
         self.outbox = None
         self._sent = 0
@@ -370,6 +370,7 @@ class App:
 
     async def _publisher(self):
         ob = self.outbox
+        assert ob is not None  # the publisher runs only while powered
         client = self.client
         t = self.topic_vitals
         try:
@@ -389,7 +390,7 @@ class App:
         self.outbox.pop()
         self._sent -= 1
         self.acked += 1
-        if not len(self.outbox):
+        if not self.outbox_len:
             self._drained.set()
 
     def _on_connect(self, client):
@@ -414,7 +415,7 @@ class App:
     def status_payload(self):
         up = clock.ticks_diff(clock.ticks_ms(), self._boot_ms) // 1000
         b = self.board
-        return status(self.dev, VERSION, b.name, up, len(self.outbox), self.outbox.dropped, b.batt(), b.rssi())
+        return status(self.dev, VERSION, b.name, up, self.outbox_len, self.outbox.dropped, b.batt(), b.rssi())
 
     async def _status_loop(self):
         client = self.client

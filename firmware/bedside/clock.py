@@ -10,6 +10,10 @@
   starts unsynced and calls ``set_epoch_ms()`` after NTP.
 """
 
+# pyright: reportAssignmentType=false
+# (This module defines CPython fallbacks under MicroPython's names; the board stubs type the
+# MicroPython originals, so the redefinitions are expected to differ.)
+
 try:
     from time import ticks_ms, ticks_diff, ticks_add  # MicroPython
     from asyncio import sleep_ms
@@ -20,7 +24,7 @@ except ImportError:  # CPython
     import time as _time
 
     def ticks_ms():
-        return _time.monotonic_ns() // 1000000
+        return _time.monotonic_ns() // 1000000  # pyright: ignore[reportAttributeAccessIssue]
 
     def ticks_diff(a, b):
         return a - b

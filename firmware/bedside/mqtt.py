@@ -35,7 +35,7 @@ from . import mqttpacket as mp
 from .clock import sleep_ms, ticks_diff, ticks_ms
 
 try:
-    from random import getrandbits
+    from random import getrandbits  # pyright: ignore[reportAssignmentType]
 except ImportError:  # a board build without random
     from os import urandom
 
