@@ -31,7 +31,7 @@ from bedside.app import App, tls_context
 from bedside.board import HostBoard
 from bedside.simvitals import Patient
 
-from . import scenariofile
+from . import rawsim, scenariofile
 
 log = logging.getLogger("wardsim")
 
@@ -88,6 +88,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--summary", metavar="FILE", help="write per-device counters as JSON at exit")
     parser.add_argument("--outbox", type=_positive(int), default=300, metavar="N", help="outbox capacity per device, readings (default 300)")
     parser.add_argument("--keepalive", type=_positive(int), default=30, metavar="S", help="MQTT keepalive, s (default 30)")
+    parser.add_argument("--fidelity", choices=("vitals", "raw"), default="vitals",
+                        help="vitals: simulated values (light, any ward size); raw: a synthetic red/IR "
+                             "waveform through fake MAX30102/MAX30205 registers, measured by the real "
+                             "drivers and pulse-oximetry algorithm (about 50x the CPU per bed)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log each device's connects and disconnects")
 
 
@@ -170,7 +174,8 @@ async def _simulate(args, cfgs: list[dict]) -> dict:
     apps = []
     for cfg in cfgs:
         patient = Patient(cfg["seed"], cfg["scenario"])
-        apps.append(App(cfg, sensors=patient, board=HostBoard(rssi=patient.rssi), ssl=ssl, log=dev_log))
+        sensors = rawsim.sensors_for(patient, cfg["seed"]) if args.fidelity == "raw" else patient
+        apps.append(App(cfg, sensors=sensors, board=HostBoard(rssi=patient.rssi), ssl=ssl, log=dev_log))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -64,3 +64,27 @@ def test_broker_down_for_ten_seconds_outboxes_replay_without_loss(tmp_path):
         check_exactly_once(ward, summary, timeout=90)
         # The gateway came back on its own (persistent session, reconnect).
         assert ward.gateway.health()["mqtt_connected"] is True
+
+
+def test_raw_fidelity_ward_measures_its_patients_through_the_real_algorithm(tmp_path):
+    scenario = tmp_path / "raw.toml"
+    scenario.write_text(
+        'default = "stable"\n[[bed]]\nbeds = [1]\nbaseline = { hr = 64, spo2 = 97, temp = 36.9 }\n'
+        '[[bed]]\nbeds = [2]\nbaseline = { hr = 118, spo2 = 89, temp = 38.6 }\n'
+        '[[bed]]\nbeds = [3]\nscenario = "probe_off"\n'
+    )
+    with Ward(tmp_path, "raw", beds=3) as ward:
+        sim = ward.start_sim("--fidelity", "raw", "--duration", "30", "--scenario", str(scenario))
+        sim.wait(timeout=90)
+        check_exactly_once(ward, sim.summary())
+        influx = ward.stack.influx
+        # After the oximeter has had 15 s of beats, bed 1 and 2 read their patients' vitals.
+        for bed, hr, spo2, temp in (("01", 64, 97, 36.9), ("02", 118, 89, 38.6)):
+            rows = influx.rows(f"SELECT hr, spo2, temp FROM vitals WHERE bed='{bed}' AND ward='raw' ORDER BY time DESC LIMIT 10")
+            measured = [r for r in rows if r["hr"] is not None]
+            assert len(measured) >= 7, rows
+            assert abs(sorted(r["hr"] for r in measured)[len(measured) // 2] - hr) <= 8
+            assert abs(sorted(r["spo2"] for r in measured)[len(measured) // 2] - spo2) <= 3
+            assert all(abs(r["temp"] - temp) < 1.0 for r in rows)
+        probe = influx.rows("SELECT probe FROM vitals WHERE bed='03' AND ward='raw'")
+        assert {r["probe"] for r in probe} >= {"off"}

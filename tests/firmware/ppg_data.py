@@ -23,17 +23,12 @@ import math
 import random
 from pathlib import Path
 
+from wardsim.rawsim import pulse_shape  # the simulator's beat shape: one model for both
+
 BIDMC = Path(__file__).resolve().parents[1] / "data" / "bidmc_01_Signals.csv"
 BIDMC_FS = 125
 
 FULL_SCALE = (1 << 18) - 1
-
-
-def pulse_shape(ph: float) -> float:
-    """Beat shape over one cycle (phase 0..1): peaks at 1 near phase 0.2, dicrotic wave."""
-    s = math.exp(-(((ph - 0.18) / 0.08) ** 2)) + 0.35 * math.exp(-(((ph - 0.45) / 0.09) ** 2))
-    s += math.exp(-(((ph - 1.18) / 0.08) ** 2))  # the next systole's upstroke wraps around
-    return s / 1.02
 
 
 def synth(fs, seconds, hr, spo2, pi=2.0, dc_ir=120000, dc_red=90000, noise=15.0, wander=0.01,
