@@ -91,7 +91,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fidelity", choices=("vitals", "raw"), default="vitals",
                         help="vitals: simulated values (light, any ward size); raw: a synthetic red/IR "
                              "waveform through fake MAX30102/MAX30205 registers, measured by the real "
-                             "drivers and pulse-oximetry algorithm (about 50x the CPU per bed)")
+                             "drivers and pulse-oximetry algorithm (about 6x the CPU per bed)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log each device's connects and disconnects")
 
 
