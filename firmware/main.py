@@ -1,6 +1,8 @@
 """Board entry point, flashed as /main.py next to /lib/bedside/ and /config.json.
 
-It loads the config, picks the board profile (``bedside.board``) and runs, next to the app:
+It loads the config, picks the board profile (``bedside.board``) and the sensors (the
+MAX30102 and a MAX30205 or DS18B20 through ``bedside.pulseox``, or simulated vitals while
+``"sim": true``), and runs, next to the app:
 
 - Wi-Fi: associate, and re-associate with capped exponential backoff and jitter;
 - NTP: set the clock once the link is up (readings carry ``tq=0`` until then), then twice a day;
@@ -106,6 +108,39 @@ async def _supervise(board, app, store, margin):
         await asyncio.sleep(1)
 
 
+def sensors_for(board, cfg):
+    """The board's real sensors, or None for simulated vitals (``"sim": true``, the default
+    until a board is wired). ``thermometer``: "max30205" (same I2C bus), "ds18b20" (OneWire
+    on the profile's pin) or "none". A sensor that does not answer reads as probe "fault"
+    with null values; it never produces a number."""
+    if cfg.get("sim", True):
+        return None
+    from bedside.drivers import DriverError
+    from bedside.drivers.max30102 import MAX30102
+    from bedside.pulseox import Ds18b20Poller, Sensors
+
+    i2c = board.i2c()
+    kind = cfg.get("thermometer", "max30205")
+    thermometer = None
+    try:
+        if kind == "max30205":
+            from bedside.drivers.max30205 import MAX30205
+
+            thermometer = MAX30205(i2c)
+            thermometer.init()
+        elif kind == "ds18b20":
+            import onewire
+            from bedside.drivers.ds18b20 import DS18B20
+            from machine import Pin
+
+            ds = DS18B20(onewire.OneWire(Pin(board.pins["onewire"])))
+            ds.init()
+            thermometer = Ds18b20Poller(ds)
+    except DriverError as e:
+        print("thermometer:", repr(e))  # temperature stays null; SpO2 and pulse go on
+    return Sensors(MAX30102(i2c, swap_leds=cfg.get("swap_red_ir", False)), thermometer)
+
+
 async def _main(cfg):
     import asyncio
 
@@ -125,7 +160,7 @@ async def _main(cfg):
         asyncio.create_task(_wifi(board, wifi))
     if hasattr(board, "sync_time"):
         asyncio.create_task(_sync_time(board))
-    app = App(cfg, board=board, log=print)
+    app = App(cfg, sensors=sensors_for(board, cfg), board=board, log=print)
     if hasattr(board, "watchdog"):
         # Reserve a new block once fewer than ~5 s of readings are left in this one.
         margin = min(max(10, int(cfg.get("rate_hz", 1) * 5)), cfg.get("seq_block", 3600) // 2)

@@ -12,7 +12,7 @@ answering the probe reads ``fault`` and every value is null.
 
 import asyncio
 
-from .clock import sleep_ms
+from .clock import sleep_ms, ticks_ms
 from .drivers import DriverError
 from .ppg import Oximeter
 
@@ -92,3 +92,30 @@ class Sensors:
         if self._task is not None:
             self._task.cancel()
             self._task = None
+
+
+class Ds18b20Poller:
+    """Gives a ``drivers.ds18b20.DS18B20`` the ``read()`` that ``Sensors`` polls once a
+    second: it returns the last finished conversion (None until the first) and starts the
+    next, so the 750 ms conversion never blocks the event loop."""
+
+    def __init__(self, ds18b20, clock=ticks_ms):
+        self.ds = ds18b20
+        self._clock = clock
+        self._last = None
+        self._busy = False
+
+    def read(self):
+        now = self._clock()
+        try:
+            if self._busy and self.ds.ready(now):
+                self._busy = False
+                self._last = self.ds.read(now)
+            if not self._busy:
+                self.ds.start(now)
+                self._busy = True
+        except Exception:
+            self._busy = False  # start afresh next time
+            self._last = None
+            raise
+        return self._last

@@ -139,8 +139,9 @@ def test_power_off_scenario_fires_the_will_then_reboots_and_continues_seq(broker
     with broker.subscriber(f"{PREFIX}/dev-03/#") as sub:
         app, fut = start_app(aloop, cfg)
         states = lambda: [s["state"] for s in sub.payloads("/status")]
+        # The will proves the socket died without DISCONNECT (the device may already be
+        # back on by the time this thread looks, so app.powered is not asserted here).
         wait(lambda: "offline" in states(), 10, "last will at power off")
-        assert not app.powered
         wait(lambda: states()[-1] == "online" and states().count("online") >= 2, 10, "online again after reboot")
         wait(lambda: app.acked > 30, 10, "readings after the reboot")
         stop_app(aloop, app, fut)

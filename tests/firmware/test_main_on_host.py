@@ -64,3 +64,27 @@ def test_seq_continues_across_reboots_without_reuse(broker, tmp_path):
     # block of 50 skipped per reboot), and counts on from there.
     assert max(first) < second[0] <= max(first) + 50 + 1 + 10
     assert second == list(range(second[0], second[0] + len(second)))
+
+
+def test_a_board_without_its_sensors_publishes_fault_and_nulls_never_numbers(broker, tmp_path, reading_schema):
+    cfg = {
+        "dev": "dev-03", "ward": WARD, "board": "esp32", "rate_hz": 5, "sim": False,
+        "seq_file": str(tmp_path / "seq"),
+        "broker": {"host": "127.0.0.1", "port": broker.port, "password": DEVICES["dev-03"]},
+    }
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    with broker.subscriber(f"wardwatch/v1/{WARD}/dev-03/vitals") as sub:
+        proc = subprocess.Popen([sys.executable, "-c", BOOT, str(tmp_path / "config.json"), str(FIRMWARE)],
+                                cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            wait(lambda: len(sub.seqs()) >= 5, 15, "readings from a board with an empty I2C bus")
+        finally:
+            proc.kill()
+            out, _ = proc.communicate(timeout=10)
+    readings = sub.payloads("/vitals")
+    for doc in readings:
+        reading_schema.validate(doc)
+    assert {d["probe"] for d in readings} == {"fault"}
+    assert all(d[k] is None for d in readings for k in ("hr", "spo2", "pi", "temp"))
+    assert all(d["sim"] is False for d in readings)
+    assert "thermometer:" in out  # the missing MAX30205 is reported once at boot

@@ -61,3 +61,23 @@ def test_a_silent_sensor_is_a_fault_not_a_number():
     r, faults = asyncio.run(first_reading())
     assert faults == 1
     assert r["probe"] == "fault" and r["hr"] is None and r["spo2"] is None and r["temp"] is None
+
+
+def test_ds18b20_poller_never_blocks_and_returns_the_last_conversion():
+    from bedside.drivers.ds18b20 import DS18B20
+    from bedside.pulseox import Ds18b20Poller
+    from wardsim.fakebus import FakeDS18B20, FakeOneWire
+
+    now = [0]
+    sensor = FakeDS18B20(lambda: now[0], temp_c=37.25)
+    ds = DS18B20(FakeOneWire([sensor]))
+    ds.init()
+    poller = Ds18b20Poller(ds, clock=lambda: now[0])
+    assert poller.read() is None  # conversion started, nothing finished yet
+    now[0] += 500
+    assert poller.read() is None  # still converting: no wait, no number
+    now[0] += 500
+    assert poller.read() == 37.25  # finished; the next conversion starts
+    sensor.temp_c = 38.0
+    now[0] += 1000
+    assert poller.read() == 38.0
