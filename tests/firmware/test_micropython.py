@@ -87,3 +87,13 @@ def test_ppg_agrees_with_cpython_and_allocates_nothing_per_sample(micropython):
     assert heap["hr"] and heap["samples"] == 100
     assert heap["samples_bytes"] == 0, heap  # the per-sample path is small ints in preallocated lists
     assert heap["result_bytes"] < 16384, heap
+
+
+def test_config_parsing_agrees_with_cpython(micropython):
+    on_mpy = _result(micropython(HERE / "config_vectors.py"))
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        runpy.run_path(str(HERE / "config_vectors.py"))
+    on_cpython = _result(out.getvalue())
+    assert on_mpy == on_cpython
+    assert [r[0] for r in on_mpy] == ["ok", "ok"] + ["error"] * 5
