@@ -182,3 +182,26 @@ def wait(pred, timeout: float, what: str):
 
 def monotonic() -> float:
     return time.monotonic()
+
+
+MPY = Path(__file__).resolve().parent / "mpy"
+
+
+@pytest.fixture(scope="session")
+def micropython():
+    """``run(script) -> stdout``: a script on real MicroPython 1.27 (WebAssembly port under
+    Node, tests/firmware/mpy/run_pure.mjs) with firmware/bedside importable."""
+    import shutil
+    import subprocess
+
+    assert shutil.which("node"), "node is needed: run 'make deps'"
+    package = MPY / "node_modules" / "@micropython" / "micropython-webassembly-pyscript"
+    assert package.is_dir(), "MicroPython (npm) is not installed: run 'make npm' (make test does)"
+
+    def run(script):
+        r = subprocess.run(["node", "run_pure.mjs", str(FIRMWARE / "bedside"), str(script)],
+                           cwd=MPY, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stdout + r.stderr
+        return r.stdout
+
+    return run

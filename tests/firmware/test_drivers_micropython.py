@@ -1,5 +1,5 @@
 """The drivers (and the fakes they are tested against) on real MicroPython 1.27 (WebAssembly
-port, through test_micropython.py's runner): same results as on CPython, and no heap
+port, through the ``micropython`` fixture in conftest.py): same results as on CPython, and no heap
 allocation while the MAX30102 FIFO is drained in steady state (gc.mem_alloc)."""
 
 from __future__ import annotations
@@ -9,31 +9,7 @@ import io
 import json
 import sys
 
-import shutil
-import subprocess
-from pathlib import Path
-
-import pytest
-
 from .conftest import FIRMWARE
-
-MPY = Path(__file__).resolve().parent / "mpy"
-
-
-@pytest.fixture(scope="module")
-def micropython():
-    """Run a script on MicroPython with tests/firmware/mpy/run_pure.mjs; its stdout."""
-    assert shutil.which("node"), "node is needed: run 'make deps'"
-    package = MPY / "node_modules" / "@micropython" / "micropython-webassembly-pyscript"
-    assert package.is_dir(), "MicroPython (npm) is not installed: run 'make npm' (make test does)"
-
-    def run(script):
-        r = subprocess.run(["node", "run_pure.mjs", str(FIRMWARE / "bedside"), str(script)],
-                           cwd=MPY, capture_output=True, text=True, timeout=120)
-        assert r.returncode == 0, r.stdout + r.stderr
-        return r.stdout
-
-    return run
 
 # Runs on both interpreters: `fakebus` is wardsim.fakebus, `bedside.drivers` the package.
 SCENARIO = r'''

@@ -12,30 +12,9 @@ import contextlib
 import io
 import json
 import runpy
-import shutil
-import subprocess
 from pathlib import Path
 
-import pytest
-
-from .conftest import FIRMWARE
-
 HERE = Path(__file__).resolve().parent / "mpy"
-
-
-@pytest.fixture(scope="module")
-def micropython():
-    assert shutil.which("node"), "node is needed: run 'make deps'"
-    package = HERE / "node_modules" / "@micropython" / "micropython-webassembly-pyscript"
-    assert package.is_dir(), "MicroPython (npm) is not installed: run 'make npm' (make test does)"
-
-    def run(script):
-        r = subprocess.run(["node", "run_pure.mjs", str(FIRMWARE / "bedside"), str(script)],
-                           cwd=HERE, capture_output=True, text=True, timeout=120)
-        assert r.returncode == 0, r.stdout + r.stderr
-        return r.stdout
-
-    return run
 
 
 def _result(text):

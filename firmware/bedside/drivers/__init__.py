@@ -103,6 +103,20 @@ class I2CRegs:
         self.write(reg, self._one)
 
 
+class I2CDriver:
+    """Base of the I2C drivers: their error counters, read from ``self._regs`` (I2CRegs)."""
+
+    _regs: "I2CRegs"
+
+    @property
+    def retries_total(self):
+        return self._regs.retries_total
+
+    @property
+    def errors(self):
+        return self._regs.errors
+
+
 def sleep_ms(ms):
     """Blocking sleep, for the short waits of a reset or a die-temperature conversion."""
     import time

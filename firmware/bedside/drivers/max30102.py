@@ -25,7 +25,7 @@ Red and IR are swapped on some clone boards (CLINICAL.md): ``swap_leds=True`` sw
 back in ``read_fifo`` and in the LED currents, so the rest of the firmware sees red as red.
 """
 
-from . import DriverError, I2CRegs, sleep_ms
+from . import DriverError, I2CDriver, I2CRegs, sleep_ms
 
 ADDR = 0x57
 PART_ID = 0x15
@@ -82,7 +82,7 @@ RESET_POLLS = 20  # x 1 ms; the reset takes well under 1 ms
 TEMP_POLLS = 50  # x 2 ms; a die-temperature conversion takes ~29 ms
 
 
-class MAX30102:
+class MAX30102(I2CDriver):
     """One MAX30102/MAX30101/MAX30105 on ``i2c`` (a ``machine.I2C``-like object).
 
     Counters (never reset by the driver): ``lost`` samples dropped by a full FIFO,
@@ -106,14 +106,6 @@ class MAX30102:
         self._views = [mv[:k] for k in range(FIFO_DEPTH * 6 + 1)]
         self._fifo_cfg = 0
         self._spo2_cfg = 0
-
-    @property
-    def retries_total(self):
-        return self._regs.retries_total
-
-    @property
-    def errors(self):
-        return self._regs.errors
 
     # --- identity, reset, power -------------------------------------------------------
 

@@ -17,7 +17,7 @@ For low power: ``init(shutdown=True)``, then ``one_shot()`` and ``read()`` at le
 naming the register (``bedside.drivers``).
 """
 
-from . import I2CRegs
+from . import I2CDriver, I2CRegs
 
 ADDR = 0x48  # A0/A1/A2 to GND; the part answers on 0x48..0x4F and 0x50..0x5E by its pins
 TEMP = 0x00
@@ -41,7 +41,7 @@ def to_celsius(msb, lsb):
     return raw * LSB_C
 
 
-class MAX30205:
+class MAX30205(I2CDriver):
     """One MAX30205 on ``i2c`` (a ``machine.I2C``-like object). Counters:
     ``retries_total``, ``errors`` (see ``bedside.drivers.I2CRegs``)."""
 
@@ -49,14 +49,6 @@ class MAX30205:
         self._regs = I2CRegs(i2c, addr, "max30205", NAMES, retries)
         self._buf = bytearray(2)
         self._config = 0
-
-    @property
-    def retries_total(self):
-        return self._regs.retries_total
-
-    @property
-    def errors(self):
-        return self._regs.errors
 
     def init(self, shutdown=False):
         """Normal data format, comparator mode, bus timeout on; converting continuously
