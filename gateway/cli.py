@@ -45,6 +45,27 @@ def _cmd_ward(args) -> int:
     return 0
 
 
+def _cmd_audit(args) -> int:
+    import sqlite3
+    import time
+    from pathlib import Path
+
+    from .alarms.report import parse_duration
+    from .alarms.store import Store
+
+    path = Path(args.state_dir) / "alarms.sqlite"
+    try:
+        since_ms = int(time.time() * 1000) - parse_duration(args.since)
+        store = Store(path, readonly=True)
+        rows = store.audit_rows(since_ms)
+    except (ValueError, argparse.ArgumentTypeError, sqlite3.Error) as exc:
+        print(f"wardwatch audit: {path}: {exc}", file=sys.stderr)
+        return 1
+    for row in rows:
+        print(json.dumps({f: getattr(row, f) for f in row.__struct_fields__}))
+    return 0
+
+
 def _cmd_version(args) -> int:
     from importlib.metadata import version
 
@@ -76,6 +97,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--refresh", type=float, default=1.0, metavar="S", help="seconds between refreshes")
     p.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S seconds")
     p.set_defaults(func=_cmd_ward)
+
+    from .alarms import client, news2_cli, report
+
+    p = sub.add_parser("alarms", help="active alarms, acknowledge, and the alarm load report")
+    alarms = p.add_subparsers(dest="alarms_command", required=True, metavar="ACTION")
+    client.add_alarms_arguments(alarms)
+    p = alarms.add_parser("report", help="alarm load: alarms per bed-day, time active, share acknowledged, top beds")
+    report.add_arguments(p)
+    p.set_defaults(func=report.run)
+
+    p = sub.add_parser("patients", help="admit, assign (move), discharge patients; patient limits")
+    client.add_patients_arguments(p.add_subparsers(dest="patients_command", required=True, metavar="ACTION"))
+
+    p = sub.add_parser("obs", help="enter manual observations (RR, systolic BP, ACVPU, oxygen) for NEWS2")
+    client.add_obs_arguments(p)
+
+    p = sub.add_parser("news2", help="NEWS2 calculator: prints score, band, partial, subscores, response as JSON")
+    news2_cli.add_arguments(p)
+    p.set_defaults(func=news2_cli.run)
+
+    p = sub.add_parser("audit", help="print the audit trail from the gateway's state directory (read-only)")
+    p.add_argument("--state-dir", default="/var/lib/wardwatch", help="the gateway's state_dir")
+    p.add_argument("--since", default="24h", help="how far back, e.g. 90m, 24h, 7d")
+    p.set_defaults(func=_cmd_audit)
 
     p = sub.add_parser("version", help="print versions")
     p.set_defaults(func=_cmd_version)

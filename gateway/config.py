@@ -63,6 +63,15 @@ class Health(msgspec.Struct, forbid_unknown_fields=True):
     listen: str = "127.0.0.1:8780"
 
 
+class Alarms(msgspec.Struct, forbid_unknown_fields=True):
+    enabled: bool = True
+    # Ward/bed limit overrides (gateway/alarms/rules.py); empty: the CLINICAL.md defaults.
+    limits_file: str = ""
+    remind_s: Annotated[float, msgspec.Meta(ge=10, le=3600)] = 120
+    # How long a manual observation (RR, BP, ACVPU, O2) counts towards NEWS2.
+    obs_valid_s: Annotated[float, msgspec.Meta(ge=60, le=86400)] = 12 * 3600
+
+
 class Log(msgspec.Struct, forbid_unknown_fields=True):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["json", "text"] = "json"
@@ -76,6 +85,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
     spool: SpoolCfg = msgspec.field(default_factory=SpoolCfg)
     registry: Registry = msgspec.field(default_factory=Registry)
     health: Health = msgspec.field(default_factory=Health)
+    alarms: Alarms = msgspec.field(default_factory=Alarms)
     log: Log = msgspec.field(default_factory=Log)
 
     def redacted(self) -> dict:
@@ -98,7 +108,7 @@ class ConfigError(Exception):
 
 
 ENV_PREFIX = "WARDWATCH_"
-_SECTIONS = ("mqtt", "influx", "spool", "registry", "health", "log")
+_SECTIONS = ("mqtt", "influx", "spool", "registry", "health", "alarms", "log")
 
 
 def _secret(value: str, file: str, key: str) -> str:

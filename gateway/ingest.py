@@ -21,6 +21,7 @@ from paho.mqtt.properties import Properties
 
 from . import lineproto
 from .config import Config
+from .alarms.commands import parse_command_topic
 from .contract import Rejected, decode_reading, decode_status, parse_topic
 from .dedup import Dedup
 from .registry import Registry
@@ -31,13 +32,17 @@ log = logging.getLogger("wardwatch.ingest")
 class Outcome:
     """What became of one message: ``kind`` is stored | duplicate | status | ignored | rejected."""
 
-    __slots__ = ("kind", "line", "reason", "detail")
+    __slots__ = ("kind", "line", "reason", "detail", "ward", "message")
 
-    def __init__(self, kind: str, line: str | None = None, reason: str = "", detail: str = ""):
+    def __init__(self, kind: str, line: str | None = None, reason: str = "", detail: str = "", ward: str = "",
+                 message=None):
         self.kind = kind
         self.line = line
         self.reason = reason
         self.detail = detail
+        self.ward = ward
+        # The decoded Reading or Status, or the command's account, for the alarm engine.
+        self.message = message
 
 
 class Processor:
@@ -58,6 +63,9 @@ class Processor:
     def process(self, topic: str, payload: bytes, now_ns: int) -> Outcome:
         ward = device = ""
         try:
+            command = parse_command_topic(topic, self.prefix)
+            if command is not None:
+                return Outcome("command", ward=command[0], message=command[1])
             ward, device, kind = parse_topic(topic, self.prefix)
             if kind == "vitals":
                 r = decode_reading(payload, device, now_ns // 1_000_000)
@@ -68,10 +76,11 @@ class Processor:
                 # other, while a redelivered copy (same seq and ts) lands on itself.
                 # tq=0: ts is ms since boot, so the gateway stamps the reading on receipt.
                 t = r.ts * 1_000_000 + r.seq % 1_000_000 if r.tq == 1 else self._unique_ns(now_ns)
-                return Outcome("stored", lineproto.vitals(r, ward, self.registry.bed_of(ward, device), t))
+                line = lineproto.vitals(r, ward, self.registry.bed_of(ward, device), t)
+                return Outcome("stored", line, ward=ward, message=r)
             if kind == "status":
                 s = decode_status(payload, device)
-                return Outcome("status", lineproto.device(s, ward, self._unique_ns(now_ns)))
+                return Outcome("status", lineproto.device(s, ward, self._unique_ns(now_ns)), ward=ward, message=s)
             return Outcome("ignored")
         except Rejected as rej:
             line = lineproto.rejected(rej.reason, ward, device, payload, self._unique_ns(now_ns))
@@ -105,6 +114,7 @@ class MqttIngest:
         self.cfg = cfg
         self.processor = processor
         self.writer = writer
+        self.alarms = None  # an AlarmService, set by the gateway when alarms are enabled
         self.counts: Counter = Counter()
         self.rejects: Counter = Counter()
         self.connected = threading.Event()
@@ -125,7 +135,8 @@ class MqttIngest:
 
     def topics(self) -> list[str]:
         p = self.cfg.mqtt.prefix
-        return [f"{p}/{ward}/+/{kind}" for ward in self.cfg.mqtt.wards for kind in ("vitals", "status")]
+        kinds = ("+/vitals", "+/status", "cmd/+") if self.alarms is not None else ("+/vitals", "+/status")
+        return [f"{p}/{ward}/{kind}" for ward in self.cfg.mqtt.wards for kind in kinds]
 
     def start(self) -> None:
         props = Properties(PacketTypes.CONNECT)
@@ -167,8 +178,23 @@ class MqttIngest:
     def on_message(self, client, userdata, msg) -> None:
         if self._paused:
             return  # not acknowledged: the broker keeps it for the next run
-        outcome = self.processor.process(msg.topic, msg.payload, time.time_ns())
+        now_ns = time.time_ns()
+        outcome = self.processor.process(msg.topic, msg.payload, now_ns)
         self.counts[outcome.kind] += 1
+        alarms = self.alarms
+        if alarms is not None and outcome.message is not None:
+            # Alarms are evaluated on receipt, before the batch is written: a display hears
+            # of an alarm without waiting for InfluxDB. A redelivered copy after a crash is
+            # harmless: the live alarm was saved, so it is not raised twice.
+            try:
+                if outcome.kind == "stored":
+                    alarms.on_reading(outcome.ward, outcome.message, now_ns // 1_000_000)
+                elif outcome.kind == "status":
+                    alarms.on_status(outcome.ward, outcome.message, now_ns // 1_000_000)
+                elif outcome.kind == "command":
+                    alarms.on_command(outcome.ward, outcome.message, msg.payload, now_ns // 1_000_000)
+            except Exception:
+                log.exception("alarm engine failed on %s", msg.topic)
         if outcome.kind == "rejected":
             self.rejects[outcome.reason] += 1
             self._reject_log.warning(
@@ -176,6 +202,10 @@ class MqttIngest:
                 reason=outcome.reason,
             )
         self.writer.submit(outcome.line, (self._generation, msg.mid, msg.qos))
+
+    def publish(self, topic: str, payload: bytes, retain: bool) -> None:
+        """Publish at QoS 1 (alarm events, active sets, replies); paho queues it, never blocks."""
+        self.client.publish(topic, payload, qos=1, retain=retain)
 
     def on_durable(self, tokens: list) -> None:
         """Writer callback: the batch holding these messages is durable; acknowledge them."""

@@ -65,3 +65,41 @@ def gateway(fields: dict[str, int | float], instance: str, time_ns: int) -> str:
     """One `gateway` self-metrics point; ints are written as integers."""
     parts = [f"{k}={v}i" if isinstance(v, int) else f"{k}={v}" for k, v in fields.items()]
     return f"gateway,instance={tag(instance)} {','.join(parts)} {time_ns}"
+
+
+def _num(value: float) -> str:
+    return f"{value}" if isinstance(value, float) else f"{value}.0"
+
+
+def alarm(event: str, a, time_ns: int) -> str:
+    """One `alarm` point per lifecycle event of ``a`` (a ``gateway.alarms.engine.Alarm``)."""
+    fields = [
+        f"event={string_field(event)}",
+        f"state={string_field(a.state)}",
+        f"alarm_id={string_field(a.id)}",
+        f"message={string_field(a.message)}",
+        f"since_ms={a.since_ms}i",
+        f"acked={'true' if a.acked_by else 'false'}",
+        f"acked_by={string_field(a.acked_by or '')}",
+        f"simulated={'true' if a.simulated else 'false'}",
+    ]
+    if a.value is not None:
+        fields.append(f"value={_num(a.value)}")
+    if a.limit is not None:
+        fields.append(f"limit={_num(a.limit)}")
+    return (
+        f"alarm,bed={tag(a.bed)},code={a.code},device={tag(a.device or '-')},kind={a.kind},"
+        f"priority={a.priority},ward={a.ward} {','.join(fields)} {time_ns}"
+    )
+
+
+def news2(ward: str, bed: str, result, simulated: bool, time_ns: int) -> str:
+    """One `news2` point: aggregate, band, partial and each present sub-score."""
+    fields = [
+        f"score={result.score}i",
+        f"band={string_field(result.band)}",
+        f"partial={'true' if result.partial else 'false'}",
+        f"simulated={'true' if simulated else 'false'}",
+    ]
+    fields += [f"{name}={value}i" for name, value in result.subscores.items()]
+    return f"news2,bed={tag(bed)},ward={ward} {','.join(fields)} {time_ns}"

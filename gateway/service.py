@@ -19,6 +19,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from . import lineproto
+from .alarms.rules import Limits, LimitsError
+from .alarms.service import AlarmService
 from .config import Config, ConfigError
 from .dedup import Dedup
 from .ingest import MqttIngest, Processor
@@ -100,6 +102,20 @@ class Gateway:
         )
         self.ingest = MqttIngest(cfg, self.processor, self.writer)
         self.registry = registry
+        self.alarms: AlarmService | None = None
+        if cfg.alarms.enabled:
+            try:
+                limits = Limits.load(cfg.alarms.limits_file) if cfg.alarms.limits_file else Limits()
+            except LimitsError as exc:
+                raise ConfigError(f"alarms.limits_file: {exc}") from None
+            self.alarms = AlarmService(
+                cfg.mqtt.prefix, registry, state, limits,
+                submit=lambda line: self.writer.submit(line, None),
+                publish=self.ingest.publish,
+                remind_s=cfg.alarms.remind_s, obs_valid_s=cfg.alarms.obs_valid_s,
+                limits_source=cfg.alarms.limits_file,
+            )
+            self.ingest.alarms = self.alarms
         self.started = time.monotonic()
         self._stop = threading.Event()
         self._health: ThreadingHTTPServer | None = None
@@ -129,6 +145,9 @@ class Gateway:
             "rejected": dict(self.ingest.rejects),
             "writer": dict(self.writer.stats),
             "devices_registered": len(self.registry),
+            "alarms": (
+                {"active": len(self.alarms.engine.active()), **self.alarms.counts} if self.alarms else None
+            ),
             "uptime_s": int(time.monotonic() - self.started),
         }
         return (200 if mqtt_ok else 503), body
@@ -185,6 +204,11 @@ class Gateway:
                 notified = True
             if watchdog and self.ingest.connected.is_set():
                 sd_notify("WATCHDOG=1")
+            if self.alarms is not None:
+                try:
+                    self.alarms.tick(time.time_ns() // 1_000_000)
+                except Exception:
+                    log.exception("alarm tick failed")
             now = time.monotonic()
             if now - last >= METRICS_INTERVAL_S:
                 last = now
@@ -211,6 +235,8 @@ class Gateway:
         self.ingest.stop()
         self.writer.stop()
         self.ingest.close()
+        if self.alarms is not None:
+            self.alarms.close()
         if self._health:
             self._health.shutdown()
             self._health.server_close()

@@ -72,6 +72,11 @@ file = "{self.registry or ''}"
 [health]
 listen = "127.0.0.1:{self.health_port}"
 
+[alarms]
+enabled = {'true' if s.get('alarms', True) else 'false'}
+limits_file = "{s.get('limits_file', '')}"
+remind_s = {s.get('remind_s', 120)}
+
 [log]
 level = "info"
 format = "json"
@@ -104,6 +109,28 @@ format = "json"
             return json.load(exc)
         except OSError:
             return {}
+
+    def operator_env(self) -> dict:
+        """Environment for ``wardwatch alarms|patients|obs`` as the stack's operator account."""
+        from .services import OPERATOR_USER
+
+        return {
+            **self.env,
+            "WARDWATCH_MQTT_HOST": "127.0.0.1",
+            "WARDWATCH_MQTT_PORT": str(self.stack.mosquitto.port),
+            "WARDWATCH_MQTT_USERNAME": OPERATOR_USER,
+            "WARDWATCH_MQTT_PASSWORD": self.stack.password(OPERATOR_USER),
+        }
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        """Run ``wardwatch <args>`` as the operator; returns the completed process."""
+        proc = subprocess.run(
+            [sys.executable, "-m", "gateway.cli", *args], env=self.operator_env(), capture_output=True, text=True,
+            timeout=60,
+        )
+        if check and proc.returncode != 0:
+            raise RuntimeError(f"wardwatch {' '.join(args)} failed ({proc.returncode}): {proc.stderr}")
+        return proc
 
     def stop(self) -> None:
         terminate(self.proc)

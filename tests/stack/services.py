@@ -28,6 +28,7 @@ DEPLOY_ACL = REPO / "provisioning" / "mosquitto" / "acl"
 GATEWAY_USER = "wardwatch-gateway"
 # A test-only user that may publish anywhere under the root (hostile payloads, fake devices).
 TESTER_USER = "wardwatch-tester"
+OPERATOR_USER = "ward-station"  # the operator account of provisioning/mosquitto/acl
 
 
 def free_port() -> int:
@@ -120,6 +121,7 @@ class Mosquitto(_Process):
         self.users = dict(users or {})
         self.users.setdefault(GATEWAY_USER, secrets.token_urlsafe(16))
         self.users.setdefault(TESTER_USER, secrets.token_urlsafe(16))
+        self.users.setdefault(OPERATOR_USER, secrets.token_urlsafe(16))
         self.conf = self.workdir / "mosquitto.conf"
 
     def add_users(self, users: dict[str, str]) -> None:
