@@ -22,6 +22,7 @@ readings from unassigned devices are stored but raise no patient alarms.
 
 from __future__ import annotations
 
+import copy
 import statistics
 from collections import deque
 
@@ -174,7 +175,7 @@ class Bed:
         self.news2_next_ms = 0
         self.news2_last: tuple | None = None
         self.news2_stored_ms = 0
-        self.misplaced = ""
+        self.misplaced = ("", "")  # (ward, device) of the last reading on a wrong ward
         self.configure(limits)
 
     def configure(self, limits: Limits) -> None:
@@ -273,7 +274,7 @@ class Engine:
         out: list = []
         if place.ward != ward:
             # The device reports into another ward's topics: its own bed is not monitored.
-            bed.misplaced = ward
+            bed.misplaced = (ward, r.dev)
             self._eval(bed, "misconfigured", 1, now_ms, now_ms, out)
             return out
         t = r.ts if r.tq == 1 else now_ms
@@ -481,7 +482,8 @@ class Engine:
             alarm.message = f"Clock not synced for {level.delay_s:g} s"
         elif code == "misconfigured":
             alarm.limit = None
-            alarm.message = f"Device {bed.device or '?'} publishing on ward {bed.misplaced}, registered to {bed.ward}/{bed.bed}"
+            ward, device = bed.misplaced
+            alarm.message = f"Device {device} publishing on ward {ward}, registered to {bed.ward}/{bed.bed}"
         elif code == "news2":
             result = bed.news2_last[3] if bed.news2_last else None
             band = result.band if result else ""
@@ -525,4 +527,5 @@ class Engine:
 
 
 def _copy(alarm: Alarm) -> Alarm:
-    return msgspec.structs.replace(alarm)
+    # An event carries the alarm as it was then; the live one changes later.
+    return copy.copy(alarm)
