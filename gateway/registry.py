@@ -12,6 +12,7 @@ are stored with bed ``unassigned``; the alarm engine (later) raises nothing for 
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 
@@ -21,6 +22,10 @@ from .config import ConfigError, _line_of
 from .contract import ID_RE, WARD_RE
 
 UNASSIGNED = "unassigned"
+# A bed id is a level of the alarm topics (<prefix>/<ward>/alarms/active/<bed>).
+BED_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
+# Words the gateway's own topics use where a device id would stand.
+RESERVED = frozenset({"alarms", "cmd", "news2"})
 
 
 class Placement(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -71,6 +76,8 @@ class Registry:
                 raise ConfigError(f"{path}:{line}: devices.{device}: not a device id [a-z0-9][a-z0-9-]{{2,31}}")
             if not WARD_RE.match(p.ward):
                 raise ConfigError(f"{path}:{line}: devices.{device}.ward: {p.ward!r} is not a ward id")
-            if not p.bed or "\n" in p.bed:
-                raise ConfigError(f"{path}:{line}: devices.{device}.bed: must be a non-empty single line")
+            if device in RESERVED:
+                raise ConfigError(f"{path}:{line}: devices.{device}: {device!r} is reserved for gateway topics")
+            if not BED_RE.match(p.bed):
+                raise ConfigError(f"{path}:{line}: devices.{device}.bed: {p.bed!r} is not a bed id {BED_RE.pattern}")
         return cls(parsed.devices)

@@ -13,9 +13,12 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from ..registry import BED_RE
+
 User = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[^\n\r\t]+$")]
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[^\n\r\t/]+$")]
 Ward = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")]
+Bed = Annotated[str, msgspec.Meta(pattern=BED_RE.pattern)]
 
 
 class Cmd(msgspec.Struct, tag_field="op", forbid_unknown_fields=True, kw_only=True):
@@ -28,11 +31,11 @@ class AckCmd(Cmd, tag="ack"):
     """Acknowledge one alarm by id, or every unacknowledged alarm of a bed."""
 
     alarm: str | None = None
-    bed: Text | None = None
+    bed: Bed | None = None
 
 
 class ListCmd(Cmd, tag="list"):
-    bed: Text | None = None
+    bed: Bed | None = None
 
 
 class PatientsCmd(Cmd, tag="patients"):
@@ -40,7 +43,7 @@ class PatientsCmd(Cmd, tag="patients"):
 
 
 class AdmitCmd(Cmd, tag="admit"):
-    bed: Text
+    bed: Bed
     patient: Text
     scale: Literal[1, 2] = 1
     limits: list[str] = []
@@ -50,7 +53,7 @@ class AssignCmd(Cmd, tag="assign"):
     """Move an admitted patient to ``bed`` (of ``to_ward``, default the topic's ward)."""
 
     patient: Text
-    bed: Text
+    bed: Bed
     to_ward: Ward | None = None
 
 
@@ -69,7 +72,7 @@ class LimitsCmd(Cmd, tag="limits"):
 class ObsCmd(Cmd, tag="obs"):
     """Manual observations: respiration /min, systolic BP mmHg, ACVPU, on oxygen."""
 
-    bed: Text
+    bed: Bed
     rr: Annotated[float, msgspec.Meta(ge=0, le=80)] | None = None
     sbp: Annotated[float, msgspec.Meta(ge=30, le=300)] | None = None
     acvpu: Literal["A", "C", "V", "P", "U"] | None = None

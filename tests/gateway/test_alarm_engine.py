@@ -341,3 +341,16 @@ def test_every_rule_has_a_working_default():
     for code, rule in RULES.items():
         s = Limits().settings_for("w", "b")[code]
         assert s.limit is not None and s.clear is not None and s.priority in ("low", "medium", "high"), code
+
+
+def test_the_example_files_load():
+    from pathlib import Path
+
+    from gateway import config
+
+    repo = Path(__file__).resolve().parents[2]
+    limits = Limits.load(repo / "gateway" / "limits.example.toml")
+    assert limits.settings_for("resp", "01")["spo2_low"].limit == 85
+    assert limits.settings_for("w1", "03")["probe_off"].escalate_s == 30
+    cfg = config.load(repo / "gateway" / "gateway.example.toml", env={})
+    assert cfg.alarms.enabled and cfg.alarms.remind_s == 120

@@ -17,6 +17,9 @@ def test_load_and_lookup(tmp_path):
     "text,match",
     [
         ('[devices.BAD]\nward = "w1"\nbed = "1"\n', r":1: devices.BAD"),
+        ('[devices.cmd]\nward = "w1"\nbed = "1"\n', r":1: devices.cmd: 'cmd' is reserved"),
+        ('[devices.bed-01]\nward = "w1"\nbed = "a/b"\n', r":1: devices.bed-01.bed: 'a/b' is not a bed id"),
+        ('[devices.bed-01]\nward = "w1"\nbed = "#"\n', r"devices.bed-01.bed"),
         ('\n[devices.bed-01]\nward = "W 1"\nbed = "1"\n', r":2: devices.bed-01.ward"),
         ('[devices.bed-01]\nward = "w1"\n', r"bed"),
         ('[devices.bed-01]\nward = "w1"\nbed = "1"\ncolour = "red"\n', r"colour"),
