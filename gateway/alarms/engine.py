@@ -476,7 +476,7 @@ class Engine:
             alarm.message = "SpO2 probe off"
         elif code == "device_offline":
             alarm.limit = None
-            alarm.message = "Device offline (last will)" if bed.will else f"No data for {level.limit:g} s"
+            alarm.message = "Device offline (status offline or last will)" if bed.will else f"No data for {level.limit:g} s"
         elif code == "clock_unsynced":
             alarm.limit = None
             alarm.message = f"Clock not synced for {level.delay_s:g} s"

@@ -127,8 +127,22 @@ def run(tmp_path_factory):
             sim.wait(timeout=90)
             wait_until(lambda: events.of("04", "device_offline", "raised"), 20, "device offline on bed 04")
             listing = json.loads(gw.cli("alarms", "list", "--ward", WARD, "--json").stdout)
+            with events.lock:
+                retained = {(a["bed"], a["code"]) for body in events.retained.values() for a in body["alarms"]}
+            # A nurse's observations for bed 01 (its device values of the last minute fill in
+            # pulse, SpO2 and temperature): RR 26 scores 3, systolic 95 scores 2.
+            obs = gw.cli("obs", "--ward", WARD, "--bed", "01", "--rr", "26", "--sbp", "95", "--acvpu", "a", "--air",
+                         "--user", "nurse.c", "--json")
+            wait_until(lambda: events.of("01", "news2", "raised"), 10, "NEWS2 alarm on bed 01")
+            influx = f"http://127.0.0.1:{ward.stack.influx.http_port}"
+            wait_until(lambda: ward.stack.influx.rows("SELECT * FROM news2 WHERE bed='01' AND rr = 3"), 10, "news2 point")
+            with events.lock:
+                raised_total = sum(1 for e in events.items if e["event"] == "raised")
+            report = gw.cli("alarms", "report", "--since", "1h", "--json", "--influx", influx, "--database", "wardwatch")
             audit = gw.cli("audit", "--state-dir", str(gw.workdir / "state")).stdout
-            yield {"ward": ward, "events": events, "ack": json.loads(ack.stdout), "list": listing, "audit": audit}
+            yield {"ward": ward, "events": events, "ack": json.loads(ack.stdout), "list": listing, "audit": audit,
+                   "obs": json.loads(obs.stdout), "report": json.loads(report.stdout.splitlines()[-1]),
+                   "raised_total": raised_total, "retained": retained}
         finally:
             events.close()
 
@@ -215,7 +229,7 @@ def test_a_board_powered_off_raises_device_offline_within_the_timeout(run):
     # at once; a board that dies silently is caught by the 30 s no-data timeout instead
     # (tests/gateway/test_alarm_engine.py). Either way: within the timeout.
     assert raised[0]["at_ms"] - last <= 31_000
-    assert raised[0]["message"] in ("Device offline (last will)", "No data for 30 s")
+    assert raised[0]["message"] in ("Device offline (status offline or last will)", "No data for 30 s")
     assert raised[0]["priority"] == "medium" and raised[0]["kind"] == "technical"
 
 
@@ -226,6 +240,28 @@ def test_unadmitted_beds_raise_nothing_and_every_alarm_is_marked_simulated(run):
     assert events.items and all(e["simulated"] is True and "[SIMULATED]" in e["text"] for e in events.items)
     # The retained active set of each bed matches what `alarms list` reports.
     listed = {(a["bed"], a["code"]) for a in run["list"]}
-    retained = {(a["bed"], a["code"]) for body in events.retained.values() for a in body["alarms"]}
     assert ("04", "device_offline") in listed
-    assert listed == retained
+    assert listed == run["retained"]
+
+
+def test_manual_observations_complete_news2_and_raise_its_alarm(run):
+    news = run["obs"]
+    assert news["partial"] is False and news["missing"] == []
+    assert news["subscores"]["rr"] == 3 and news["subscores"]["sbp"] == 2 and news["subscores"]["o2"] == 0
+    assert news["score"] >= 5 and news["band"] in ("medium", "high")
+    raised = run["events"].of("01", "news2", "raised")[0]
+    assert raised["message"].startswith(f"NEWS2 {news['score']} ({news['band']}") and raised["simulated"] is True
+    row = run["ward"].stack.influx.rows("SELECT * FROM news2 WHERE bed='01' AND rr = 3")[-1]
+    assert (row["score"], row["band"], row["partial"], row["simulated"]) == (news["score"], news["band"], False, True)
+    entries = [json.loads(line) for line in run["audit"].splitlines()]
+    obs = [x for x in entries if x["action"] == "observation"]
+    assert [(x["who"], x["target"], x["after"]["rr"], x["after"]["acvpu"]) for x in obs] == [("nurse.c", "al/01", 26, "A")]
+
+
+def test_the_alarm_report_counts_what_the_gateway_raised(run):
+    report = run["report"]
+    assert report["alarms"] == run["raised_total"]
+    assert report["simulated_alarms"] == report["alarms"] and report["includes_simulated"] is True
+    assert 0 < report["share_acknowledged"] < 1  # bed 03's probe-off alarm was acknowledged
+    assert report["beds"] >= 4 and report["bed_days"] > 0
+    assert {b["bed"] for b in report["top_beds"]} >= {"01", "03", "04"}

@@ -148,7 +148,7 @@ def test_device_offline_by_timeout_and_by_last_will_clears_when_data_resumes():
     assert ev[0].alarm.message == "No data for 30 s" and ev[0].alarm.priority == "medium"
     assert names(feed(e, [(31, {})])) == [("cleared", "device_offline")]
     ev = e.status("w1", Status(v=1, dev=DEV, state="offline"), 32_000)
-    assert names(ev) == [("raised", "device_offline")] and ev[0].alarm.message == "Device offline (last will)"
+    assert names(ev) == [("raised", "device_offline")] and ev[0].alarm.message == "Device offline (status offline or last will)"
     assert e.tick(33_000) == []  # still offline, nothing new
     assert names(feed(e, [(40, {})])) == [("cleared", "device_offline")]
 

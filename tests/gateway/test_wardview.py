@@ -1,6 +1,6 @@
 from rich.console import Console
 
-from gateway.wardview import render
+from gateway.wardview import active_alarms, render
 
 
 def text_of(renderable) -> str:
@@ -22,7 +22,7 @@ def test_render_shows_values_nulls_staleness_and_rejects():
     row1 = next(line for line in out.splitlines() if "sim-w1-01" in line)
     assert "72" in row1 and "97" in row1 and "36.8" in row1 and "2s ago" in row1 and "SIM" in row1
     row2 = next(line for line in out.splitlines() if "sim-w1-02" in line)
-    assert row2.count("--") == 4 and "off" in row2 and "45s ago" in row2 and "SIM" not in row2
+    assert row2.count("--") == 5 and "off" in row2 and "45s ago" in row2 and "SIM" not in row2
     assert "gateway rejects (24 h): 4 (not_json 3, oversize 1)" in out
 
 
@@ -36,3 +36,29 @@ def test_out_of_limit_values_are_highlighted():
     assert [cells["SpO2"][i].style for i in (0, 1)] == ["bold red", ""]
     assert [cells["HR"][i].style for i in (0, 1)] == ["bold yellow", ""]
     assert [cells["Temp"][i].style for i in (0, 1)] == ["yellow", ""]
+
+
+def test_active_alarms_fold_events_and_render_with_priority_news2_and_simulated():
+    rows = [
+        {"time": 1, "alarm_id": "a", "state": "active", "priority": "medium", "kind": "physiological", "bed": "03",
+         "message": "SpO2 86 < 90", "since_ms": 0, "simulated": True},
+        {"time": 2, "alarm_id": "b", "state": "active", "priority": "low", "kind": "technical", "bed": "05",
+         "message": "SpO2 probe off", "since_ms": 0, "simulated": False},
+        {"time": 3, "alarm_id": "b", "state": "cleared", "priority": "low", "kind": "technical", "bed": "05",
+         "message": "SpO2 probe off", "since_ms": 0, "simulated": False},
+        {"time": 4, "alarm_id": "c", "state": "latched", "priority": "high", "kind": "physiological", "bed": "07",
+         "message": "SpO2 78 < 80", "since_ms": 5, "simulated": False},
+        {"time": 5, "alarm_id": "a", "state": "acked", "priority": "medium", "kind": "physiological", "bed": "03",
+         "message": "SpO2 85 < 90", "since_ms": 0, "simulated": True},
+    ]
+    live = active_alarms(rows)
+    assert [(a["alarm_id"], a["state"]) for a in live] == [("c", "latched"), ("a", "acked")]
+    beds = [{"time": 0, "bed": "03", "device": "d-03", "hr": 80, "spo2": 85, "temp": 37.0, "pi": 1.0,
+             "sqi": 0.9, "probe": "ok", "sim": True}]
+    out = text_of(render("w1", beds, {}, 0, alarms=live, news2={"03": {"score": 6, "band": "medium", "partial": True}}))
+    assert "*** bed 07  SpO2 78 < 80" in out and "(latched: acknowledge)" in out
+    assert "** bed 03  SpO2 85 < 90" in out and "(acknowledged) [SIMULATED]" in out
+    assert "probe off" not in out
+    row = next(line for line in out.splitlines() if "d-03" in line)
+    assert "6p" in row
+    assert "none" in text_of(render("w1", [], {}, 0, alarms=[]))

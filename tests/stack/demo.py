@@ -1,4 +1,5 @@
-"""``make demo``: a 12-bed simulated ward, one patient deteriorating, in a live ward view.
+"""``make demo``: a 12-bed simulated ward, one patient deteriorating, in a live ward view
+with its alarms and NEWS2.
 
 Starts Mosquitto and InfluxDB on free loopback ports with data under ``.run/demo/``, the
 gateway, and the simulator running the real firmware for 12 beds; shows the ward view until
@@ -37,8 +38,10 @@ def main(argv: list[str] | None = None) -> int:
     ward = Ward(args.dir, args.ward, args.beds)
     try:
         ward.start()
+        ward.admit_all()
         ward.start_sim("--scenario", str(SCENARIOS / "demo.toml"))
         influx = ward.stack.influx
+        operator_env = ward.write_operator_env()
         console.print(
             f"""
 Data is flowing:
@@ -50,6 +53,11 @@ Data is flowing:
 Try, in another terminal:
   curl -sG http://127.0.0.1:{influx.http_port}/query --data-urlencode db={influx.database} \\
     --data-urlencode "q=SELECT mean(spo2), min(spo2), max(hr) FROM vitals WHERE time > now() - 5m GROUP BY bed"
+  . {operator_env}   # the ward station's MQTT account, then:
+  .venv/bin/wardwatch alarms list --ward {args.ward}
+  .venv/bin/wardwatch alarms ack --ward {args.ward} --bed 03 --user "your name"
+  .venv/bin/wardwatch obs --ward {args.ward} --bed 03 --rr 24 --sbp 105 --acvpu A --air --user "your name"
+  .venv/bin/wardwatch alarms report --since 1h --influx http://127.0.0.1:{influx.http_port} --database {influx.database}
 """
         )
         ward.wait_for_beds(timeout=60)

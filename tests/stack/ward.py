@@ -93,6 +93,25 @@ class Ward:
         self.sim = SimProcess(self.stack, self.workdir, self.ward, self.beds, self.credentials, *extra).start()
         return self.sim
 
+    def admit_all(self, user: str = "demo") -> None:
+        """Admit a patient (``<ward>-bed-NN``) to every bed, as the operator account."""
+        from gateway import config
+        from gateway.alarms import client
+
+        cfg = config.load(None, env=self.gateway.operator_env())
+        for n in range(1, self.beds + 1):
+            bed = f"{n:02d}"
+            client.send(cfg, self.ward, {"op": "admit", "user": user, "bed": bed, "patient": f"{self.ward}-bed-{bed}"})
+
+    def write_operator_env(self) -> Path:
+        """A 0600 shell file exporting the operator's connection settings for ``wardwatch``."""
+        path = self.workdir / "operator.env"
+        env = self.gateway.operator_env()
+        keys = ("WARDWATCH_MQTT_HOST", "WARDWATCH_MQTT_PORT", "WARDWATCH_MQTT_USERNAME", "WARDWATCH_MQTT_PASSWORD")
+        path.write_text("".join(f"export {k}={env[k]}\n" for k in keys))
+        os.chmod(path, 0o600)
+        return path
+
     def wait_for_beds(self, timeout: float = 60) -> None:
         wait_until(
             lambda: len(self.stack.influx.rows("SELECT last(seq) FROM vitals GROUP BY device")) >= self.beds,
