@@ -155,7 +155,7 @@ def add_obs_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bed", required=True)
     p.add_argument("--rr", type=float, help="respiration rate /min")
     p.add_argument("--sbp", type=float, help="systolic blood pressure mmHg")
-    p.add_argument("--acvpu", type=str.upper, choices="ACVPU", help="consciousness")
+    p.add_argument("--acvpu", type=str.upper, choices=list("ACVPU"), help="consciousness")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--o2", action="store_true", default=None, help="on supplemental oxygen")
     g.add_argument("--air", dest="o2", action="store_false", help="on room air")

@@ -354,3 +354,17 @@ def test_the_example_files_load():
     assert limits.settings_for("w1", "03")["probe_off"].escalate_s == 30
     cfg = config.load(repo / "gateway" / "gateway.example.toml", env={})
     assert cfg.alarms.enabled and cfg.alarms.remind_s == 120
+
+
+def test_the_gateway_refuses_to_start_with_a_bad_limits_file(tmp_path):
+    import subprocess
+    import sys
+
+    limits = tmp_path / "limits.toml"
+    limits.write_text("[ward.w1.hr_high]\nlimit = 120\nclear = 130\n")
+    cfg = tmp_path / "gateway.toml"
+    cfg.write_text(f'state_dir = "{tmp_path / "state"}"\n\n[alarms]\nlimits_file = "{limits}"\n')
+    proc = subprocess.run([sys.executable, "-m", "gateway.cli", "gateway", "--config", str(cfg)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert f"alarms.limits_file: {limits}:3: ward.w1.hr_high.clear: 130 must be <= limit 120" in proc.stderr
