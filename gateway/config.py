@@ -111,6 +111,17 @@ ENV_PREFIX = "WARDWATCH_"
 _SECTIONS = ("mqtt", "influx", "spool", "registry", "health", "alarms", "log")
 
 
+def read_toml(path: str | Path, what: str, error: type[Exception] = ConfigError) -> tuple[str, dict]:
+    """(text, data) of a TOML file; ``error`` names the file and what it is for."""
+    try:
+        text = Path(path).read_text()
+        return text, tomllib.loads(text)
+    except OSError as exc:
+        raise error(f"{path}: cannot read {what}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise error(f"{path}: {exc}") from None
+
+
 def _secret(value: str, file: str, key: str) -> str:
     if value:
         return value

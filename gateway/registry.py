@@ -13,12 +13,11 @@ are stored with bed ``unassigned``; the alarm engine (later) raises nothing for 
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
 
 import msgspec
 
-from .config import ConfigError, _line_of
+from .config import ConfigError, _line_of, read_toml
 from .contract import ID_RE, WARD_RE
 
 UNASSIGNED = "unassigned"
@@ -59,13 +58,7 @@ class Registry:
     @classmethod
     def load(cls, path: str | Path) -> "Registry":
         """Read the registry file; errors name the file, line and key."""
-        try:
-            text = Path(path).read_text()
-            data = tomllib.loads(text)
-        except OSError as exc:
-            raise ConfigError(f"{path}: cannot read registry: {exc.strerror}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: {exc}") from None
+        text, data = read_toml(path, "registry")
         try:
             parsed = msgspec.convert(data, _File)
         except msgspec.ValidationError as err:

@@ -29,11 +29,12 @@ command handler (patient limits), and the engine (``settings_for``).
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
 from typing import Literal
 
 import msgspec
+
+from ..config import read_toml
 
 Priority = Literal["low", "medium", "high"]
 PRIORITY_RANK = {"low": 1, "medium": 2, "high": 3}
@@ -212,13 +213,7 @@ class Limits:
     @classmethod
     def load(cls, path: str | Path) -> "Limits":
         """Read and check a limits file. Errors: ``file:line: key: problem``."""
-        try:
-            text = Path(path).read_text()
-            data = tomllib.loads(text)
-        except OSError as exc:
-            raise LimitsError(f"{path}: cannot read limits: {exc.strerror}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise LimitsError(f"{path}: {exc}") from None
+        text, data = read_toml(path, "limits", LimitsError)
         try:
             return cls.from_dict(data)
         except LimitsError as exc:
