@@ -7,7 +7,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: deps venv npm test demo bench bench-ppg clean
+.PHONY: deps venv npm test demo bench bench-ppg bench-alarms clean
 
 deps:
 	@sh tests/stack/install-deps.sh
@@ -52,6 +52,9 @@ bench: venv
 
 bench-ppg: venv
 	$(PY) bench/ppg_accuracy.py
+
+bench-alarms: venv
+	$(PY) bench/alarm_latency.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info tests/firmware/mpy/node_modules tests/firmware/typecheck/node_modules .stubs .run
