@@ -129,6 +129,10 @@ class MqttIngest:
         if m.tls:
             self.client.tls_set(ca_certs=m.cafile or None)
         self.client.reconnect_delay_set(1, 30)
+        # Alarm events go out on this connection. With paho's default window of 20, their
+        # PUBACKs queue behind the readings the broker has in flight to us, and a backlog
+        # in ingest would hold alarms back by seconds (make bench-alarms, gateway stalled).
+        self.client.max_inflight_messages_set(1000)
         self.client.on_connect = self.on_connect
         self.client.on_disconnect = self.on_disconnect
         self.client.on_message = self.on_message
