@@ -30,7 +30,7 @@ log = logging.getLogger("wardwatch.ingest")
 
 
 class Outcome:
-    """What became of one message: ``kind`` is stored | duplicate | status | ignored | rejected."""
+    """What became of one message: ``kind`` is stored | duplicate | status | command | ignored | rejected."""
 
     __slots__ = ("kind", "line", "reason", "detail", "ward", "message")
 
