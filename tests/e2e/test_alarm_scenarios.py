@@ -159,8 +159,9 @@ def test_spo2_86_for_20_s_raises_spo2_low_after_the_15_s_delay_and_not_before(ru
     a = raised[0]
     onset = first_reading_ms(run["ward"], "sim-al-01", "spo2 < 90")
     assert a["since_ms"] == onset
-    # Readings come once a second: raised by the first reading at or past onset + 15 s.
-    assert 15_000 <= a["at_ms"] - onset <= 16_500
+    # Never before the delay. Readings come once a second, so the one at or past onset + 15 s
+    # raises it; the upper bound leaves 2.5 s for a busy CI host to deliver that reading.
+    assert 15_000 <= a["at_ms"] - onset <= 18_500
     assert a["priority"] == "medium" and a["kind"] == "physiological" and a["state"] == "active"
     assert a["message"] == f"SpO2 {int(a['value'])} < 90" and a["value"] < 90
     assert a["text"].startswith(f"** {WARD}/01 SpO2 ")
@@ -197,7 +198,7 @@ def test_probe_off_raises_a_technical_alarm(run):
     a = raised[0]
     assert a["kind"] == "technical" and a["priority"] == "low"
     assert a["message"] == "SpO2 probe off" and a["text"].startswith(f"INOP {WARD}/03 ")
-    assert 10_000 <= a["at_ms"] - a["since_ms"] <= 11_500
+    assert 10_000 <= a["at_ms"] - a["since_ms"] <= 13_500
     # Probe off nulls SpO2 and pulse: no physiological alarm from the missing values.
     assert run["events"].of("03", "spo2_low") == []
 
@@ -212,7 +213,7 @@ def test_an_acknowledged_alarm_re_alarms_when_it_escalates(run):
     e = escalated[0]
     assert e["priority"] == "medium" and e["state"] == "active" and e["acked"] is False and e["acked_by"] is None
     assert e["at_ms"] > acked[0]["at_ms"]
-    assert 25_000 <= e["at_ms"] - e["since_ms"] <= 26_500
+    assert 25_000 <= e["at_ms"] - e["since_ms"] <= 28_500
     # The acknowledgement is in the audit trail with who did it.
     entries = [json.loads(line) for line in run["audit"].splitlines()]
     acks = [x for x in entries if x["action"] == "ack"]
