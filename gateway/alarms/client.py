@@ -14,6 +14,7 @@ import argparse
 import json
 import sys
 import threading
+import time
 import uuid
 
 import paho.mqtt.client as mqtt
@@ -166,18 +167,20 @@ def _load(args) -> gwconfig.Config:
     return gwconfig.load(args.config)
 
 
-def _run(args, command: dict) -> int:
+def _run(args, command: dict, render=None) -> int:
+    """Send ``command``; print the result as JSON, or through ``render`` unless ``--json``."""
     command = {k: v for k, v in command.items() if v is not None}
-    if getattr(args, "user", None):
-        command["user"] = args.user
-    else:
-        command["user"] = "-"  # read-only commands: nothing is audited
+    # Read-only commands (list, patients) have no --user: nothing of theirs is audited.
+    command["user"] = getattr(args, "user", None) or "-"
     try:
         result = send(_load(args), args.ward, command, args.timeout)
     except (CommandFailed, gwconfig.ConfigError) as exc:
         print(f"wardwatch: {exc}", file=sys.stderr)
         return 1
-    print(json.dumps(result, indent=None if args.json else 2))
+    if render is not None and not args.json:
+        render(args, result)
+    else:
+        print(json.dumps(result, indent=None if args.json else 2))
     return 0
 
 
@@ -187,15 +190,10 @@ def _alarms_ack(args) -> int:
 
 
 def _alarms_list(args) -> int:
-    command = {"op": "list", "bed": args.bed}
-    if args.json:
-        return _run(args, command)
-    try:
-        alarms = send(_load(args), args.ward, {"op": "list", "user": "-", "bed": args.bed} if args.bed else
-                      {"op": "list", "user": "-"}, args.timeout)
-    except (CommandFailed, gwconfig.ConfigError) as exc:
-        print(f"wardwatch: {exc}", file=sys.stderr)
-        return 1
+    return _run(args, {"op": "list", "bed": args.bed}, render=_alarms_table)
+
+
+def _alarms_table(args, alarms: list[dict]) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -206,8 +204,6 @@ def _alarms_list(args) -> int:
     for a in alarms or []:
         name = a["message"] + (" [SIMULATED]" if a["simulated"] else "")
         style = "cyan" if a["kind"] == "technical" else colour[a["priority"]]
-        table.add_row(a["bed"], name, a["priority"], a["state"], a["text"].rsplit(" since ", 1)[-1].split(" ")[0],
-                      a["acked_by"] or "", a["id"], style=style)
+        since = time.strftime("%H:%M:%S", time.localtime(a["since_ms"] / 1000))
+        table.add_row(a["bed"], name, a["priority"], a["state"], since, a["acked_by"] or "", a["id"], style=style)
     Console().print(table)
-    return 0
-

@@ -127,6 +127,7 @@ def run(tmp_path_factory):
             sim.wait(timeout=90)
             wait_until(lambda: events.of("04", "device_offline", "raised"), 20, "device offline on bed 04")
             listing = json.loads(gw.cli("alarms", "list", "--ward", WARD, "--json").stdout)
+            table = gw.cli("alarms", "list", "--ward", WARD, env={"COLUMNS": "220"}).stdout
             with events.lock:
                 retained = {(a["bed"], a["code"]) for body in events.retained.values() for a in body["alarms"]}
             # A nurse's observations for bed 01 (its device values of the last minute fill in
@@ -142,7 +143,7 @@ def run(tmp_path_factory):
             audit = gw.cli("audit", "--state-dir", str(gw.workdir / "state")).stdout
             yield {"ward": ward, "events": events, "ack": json.loads(ack.stdout), "list": listing, "audit": audit,
                    "obs": json.loads(obs.stdout), "report": json.loads(report.stdout.splitlines()[-1]),
-                   "raised_total": raised_total, "retained": retained}
+                   "raised_total": raised_total, "retained": retained, "table": table}
         finally:
             events.close()
 
@@ -244,6 +245,9 @@ def test_unadmitted_beds_raise_nothing_and_every_alarm_is_marked_simulated(run):
     listed = {(a["bed"], a["code"]) for a in run["list"]}
     assert ("04", "device_offline") in listed
     assert listed == run["retained"]
+    # The human listing shows the same alarms, marked simulated.
+    rows = [line for line in run["table"].splitlines() if "[SIMULATED]" in line]
+    assert len(rows) == len(run["list"]) and any("Device offline" in r and " 04 " in r for r in rows)
 
 
 def test_manual_observations_complete_news2_and_raise_its_alarm(run):

@@ -122,11 +122,11 @@ format = "json"
             "WARDWATCH_MQTT_PASSWORD": self.stack.password(OPERATOR_USER),
         }
 
-    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        """Run ``wardwatch <args>`` as the operator; returns the completed process."""
+    def cli(self, *args: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
+        """Run ``wardwatch <args>`` as the operator (``env`` adds variables); returns the result."""
         proc = subprocess.run(
-            [sys.executable, "-m", "gateway.cli", *args], env=self.operator_env(), capture_output=True, text=True,
-            timeout=60,
+            [sys.executable, "-m", "gateway.cli", *args], env={**self.operator_env(), **(env or {})},
+            capture_output=True, text=True, timeout=60,
         )
         if check and proc.returncode != 0:
             raise RuntimeError(f"wardwatch {' '.join(args)} failed ({proc.returncode}): {proc.stderr}")
