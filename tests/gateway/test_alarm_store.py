@@ -150,3 +150,28 @@ def test_observations_give_news2_on_the_retained_topic(tmp_path):
     assert any(line.startswith("news2,bed=01,ward=w1 score=") for line in out.lines)
     rows = Store(tmp_path / "alarms.sqlite", readonly=True).audit_rows()
     assert rows[-1].action == "observation" and rows[-1].after["rr"] == 26
+
+
+def test_assign_and_limits_commands_move_the_patient_and_are_audited(tmp_path):
+    out = Outputs()
+    svc = service(tmp_path, out)
+    command(svc, out, 1_000, op="admit", user="n", bed="01", patient="P")
+    for t in range(2, 20):
+        svc.on_reading("w1", reading(t, spo2=86), t * 1000)
+    assert any(e["code"] == "spo2_low" and e["event"] == "raised" for e in out.events())
+    reply = command(svc, out, 21_000, op="assign", user="nurse.d", patient="P", bed="02")
+    assert reply["ok"] and reply["result"]["bed"] == "02"
+    moved = [e for e in out.events() if e["event"] == "cleared" and e["code"] == "spo2_low"]
+    assert moved and moved[-1]["reason"] == "moved to w1/02"
+    assert command(svc, out, 22_000, op="limits", user="nurse.d", patient="P", limits=["hr_high.limit=130",
+                   "hr_high.clear=125"], scale=2)["ok"]
+    bed = svc.engine.beds[("w1", "02")]
+    assert bed.settings["hr_high"].limit == 130 and bed.scale == 2
+    assert command(svc, out, 23_000, op="patients", user="-")["result"] == [
+        {"patient": "P", "ward": "w1", "bed": "02", "admitted_ms": 1_000, "scale": 2,
+         "limits": {"hr_high": {"limit": 130.0, "clear": 125.0}}}
+    ]
+    rows = Store(tmp_path / "alarms.sqlite", readonly=True).audit_rows()
+    assign, limits = rows[-2], rows[-1]
+    assert (assign.action, assign.before["bed"], assign.after["bed"]) == ("assign", "01", "02")
+    assert (limits.action, limits.before["limits"], limits.after["scale"]) == ("limits", {}, 2)
