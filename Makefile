@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 .PHONY: deps venv npm test demo bench bench-ppg bench-alarms clean
 
 deps:
-	@sh tests/stack/install-deps.sh
+	@sh provisioning/stack/install-deps.sh
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,7 +45,7 @@ test: venv npm stubs
 	$(PY) -m pytest -q
 
 demo: venv
-	$(PY) -m wardstack.demo
+	$(PY) -m provisioning.stack.demo
 
 bench: venv
 	$(PY) bench/throughput.py

@@ -56,18 +56,16 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-sys.path.insert(0, str(ROOT / "bench"))
+from bedside import mqttpacket as mp
+from provisioning.stack.services import OPERATOR_USER, TESTER_USER, exit_on_sigterm, terminate, wait_until
+from provisioning.stack.ward import Ward
 
-from bedside import mqttpacket as mp  # noqa: E402
-from throughput import TICK, percentile, proc_cpu_s, progress, tester  # noqa: E402
-from wardstack.services import OPERATOR_USER, TESTER_USER, exit_on_sigterm, terminate, wait_until  # noqa: E402
-from wardstack.ward import Ward  # noqa: E402
+# The bench scripts run as `python bench/<script>.py`, so their folder is on sys.path already.
+from throughput import TICK, percentile, proc_cpu_s, progress, tester
 
 WARD = "bench"
 CODE = "hr_high"
-HR_ONSET, HR_TRIGGER, HR_AFTER, HR_NORMAL = 140, 142, 143, 80  # limit 120, clear 115 (CLINICAL.md)
+HR_ONSET, HR_TRIGGER, HR_AFTER, HR_NORMAL = 140, 142, 143, 80  # limit 120, clear 115 (docs/clinical.md)
 PASSWORD_ENV = "WARDWATCH_BENCH_MQTT_PASSWORD"
 INFLIGHT_WINDOW = 900  # unacknowledged background readings at most (as throughput.backlog_drains)
 

@@ -2,7 +2,7 @@
 
 Progress goes to stderr; the last stdout line is one JSON object (see docs/ppg.md):
 
-- Synthetic red/IR (tests/firmware/ppg_data.py: known rate, R from the inverse of the
+- Synthetic red/IR (firmware/wardsim/ppgsignals.py: known rate, R from the inverse of the
   calibration curve, baseline wander, sensor noise, one motion burst per record) over a
   grid of HR 40..180 bpm x SpO2 80..100 % x perfusion index, at 50 and 100 Hz, 90 s each.
   ``hr_mae_synthetic``: mean |hr - truth| over the 1-s outputs that report a rate (truth:
@@ -12,7 +12,7 @@ Progress goes to stderr; the last stdout line is one JSON object (see docs/ppg.m
   12 s with a value.
 - Stress (reported, no target): wander twice the pulse amplitude, HR 40..180, PI 0.7 and
   2 %, 100 Hz: ``hr_mae_wander2x``, ``hr_max_err_wander2x``, ``coverage_wander2x``.
-- BIDMC subject 01 (tests/data, 8 min at 125 Hz): PLETH as IR counts (the same for red),
+- BIDMC subject 01 (bench/data, 8 min at 125 Hz): PLETH as IR counts (the same for red),
   against the ECG: R-peaks of lead II (band-pass 5..20 Hz, peak detection), reference rate
   per 1-s window = 60 / median RR interval of the last 8 s. ``hr_mae_bidmc`` over the
   windows with a reported rate; ``coverage_bidmc``: share of all 480 windows (including
@@ -30,12 +30,10 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "firmware"))
-sys.path.insert(0, str(ROOT / "tests" / "firmware"))
+from bedside.ppg import Oximeter
+from wardsim.ppgsignals import BIDMC_FILE, BIDMC_FS, bidmc, ecg_rpeaks, reference_hr, run, synth
 
-from bedside.ppg import Oximeter  # noqa: E402
-from ppg_data import BIDMC_FS, bidmc, ecg_rpeaks, reference_hr, run, synth  # noqa: E402
+BIDMC = Path(__file__).resolve().parent / "data" / BIDMC_FILE
 
 SETTLE_S = 12
 HRS = (40, 50, 60, 75, 90, 110, 130, 150, 180)
@@ -119,7 +117,7 @@ def stress(seconds):
 
 
 def bidmc_run():
-    red, ir, ecg = bidmc()
+    red, ir, ecg = bidmc(BIDMC)
     beats = ecg_rpeaks(ecg, BIDMC_FS)
     log("bidmc: %d R-peaks in %.0f s (%.1f bpm mean)" % (len(beats), len(ecg) / BIDMC_FS,
                                                          60.0 * len(beats) * BIDMC_FS / len(ecg)))

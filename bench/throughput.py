@@ -33,10 +33,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-from wardstack.services import TESTER_USER, exit_on_sigterm, wait_until  # noqa: E402
-from wardstack.ward import Ward  # noqa: E402
+from provisioning.stack.services import TESTER_USER, exit_on_sigterm, wait_until
+from provisioning.stack.ward import Ward
 
 PROBE = "bench-probe"
 TICK = os.sysconf("SC_CLK_TCK")

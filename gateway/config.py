@@ -10,12 +10,15 @@ logged (``redacted()`` is what gets printed).
 from __future__ import annotations
 
 import os
-import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 
 import msgspec
+
+from .clinical.rules import Limits, LimitsError
+from .contract import WARD_PATTERN
+from .tomlkeys import error_key, error_message, located
 
 Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
 Positive = Annotated[int, msgspec.Meta(ge=1)]
@@ -32,7 +35,7 @@ class Mqtt(msgspec.Struct, forbid_unknown_fields=True):
     client_id: str = "wardwatch-gateway"
     prefix: str = "wardwatch/v1"
     # Wards this instance serves; "+" = all. Disjoint sets let several gateways share a broker.
-    wards: list[Annotated[str, msgspec.Meta(pattern=r"^(\+|[a-z0-9][a-z0-9-]{0,31})$")]] = msgspec.field(
+    wards: list[Annotated[str, msgspec.Meta(pattern=rf"^(\+|{WARD_PATTERN})$")]] = msgspec.field(
         default_factory=lambda: ["+"]
     )
     keepalive_s: Annotated[int, msgspec.Meta(ge=5, le=3600)] = 30
@@ -65,7 +68,7 @@ class Health(msgspec.Struct, forbid_unknown_fields=True):
 
 class Alarms(msgspec.Struct, forbid_unknown_fields=True):
     enabled: bool = True
-    # Ward/bed limit overrides (gateway/alarms/rules.py); empty: the CLINICAL.md defaults.
+    # Ward/bed limit overrides (gateway/clinical/rules.py); empty: the docs/clinical.md defaults.
     limits_file: str = ""
     remind_s: Annotated[float, msgspec.Meta(ge=10, le=3600)] = 120
     # How long a manual observation (RR, BP, ACVPU, O2) counts towards NEWS2.
@@ -133,41 +136,6 @@ def _secret(value: str, file: str, key: str) -> str:
     return ""
 
 
-def _line_of(text: str, dotted: str) -> int | None:
-    """1-based line where ``dotted`` (``section.key`` or ``key``) is set in TOML ``text``."""
-    parts = dotted.split(".")
-    section, key = (parts[0], parts[1]) if len(parts) > 1 else (None, parts[0])
-    current = None
-    for number, line in enumerate(text.splitlines(), 1):
-        stripped = line.strip()
-        header = re.match(r"^\[\s*([A-Za-z0-9_.-]+)\s*\]", stripped)
-        if header:
-            current = header.group(1)
-            if current == dotted:
-                return number
-            if section is not None and current == section and len(parts) == 1:
-                return number
-            continue
-        if re.match(rf"^{re.escape(key)}\s*=", stripped) and current == section:
-            return number
-    if section is not None:
-        for number, line in enumerate(text.splitlines(), 1):
-            if re.match(rf"^\[\s*{re.escape(section)}\s*\]", line.strip()):
-                return number
-    return None
-
-
-def _path_of(err: msgspec.ValidationError) -> str:
-    text = str(err)
-    m = re.search(r" - at `\$\.?([^`]*)`", text)
-    path = m.group(1) if m else ""
-    path = re.sub(r"\[\d+\]", "", path)
-    m = re.search(r"(?:unknown|missing required) field `([^`]+)`", text)
-    if m:
-        path = f"{path}.{m.group(1)}" if path else m.group(1)
-    return path
-
-
 def _env_overrides(env: dict[str, str]) -> dict:
     """``WARDWATCH_SECTION_KEY=value`` (or ``WARDWATCH_KEY`` for top-level keys) as a dict."""
     out: dict = {}
@@ -210,16 +178,24 @@ def load(path: str | Path | None, env: dict[str, str] | None = None) -> Config:
     try:
         msgspec.convert(data, Config)
     except msgspec.ValidationError as err:
-        key = _path_of(err)
-        line = _line_of(text, key) if key else None
-        where = f"{source}:{line}" if line else source
-        raise ConfigError(f"{where}: {key or '(top level)'}: {str(err).split(' - at ')[0]}") from None
+        raise ConfigError(located(source, text, error_key(err), error_message(err))) from None
     overrides = _env_overrides(env)
     try:
         # Environment values are strings; str_values lets "8883" become an int where one is due.
         cfg = msgspec.convert(_merge(data, overrides), Config, strict=False)
     except msgspec.ValidationError as err:
-        key = _path_of(err)
-        env_name = ENV_PREFIX + key.replace(".", "_").upper()
-        raise ConfigError(f"environment {env_name}: {str(err).split(' - at ')[0]}") from None
+        env_name = ENV_PREFIX + error_key(err).replace(".", "_").upper()
+        raise ConfigError(f"environment {env_name}: {error_message(err)}") from None
     return cfg
+
+
+def load_limits(path: str | Path) -> Limits:
+    """Read the alarm limits file (``[alarms] limits_file``) into checked ``Limits``.
+
+    Raises ``LimitsError`` naming the file, the line and the key.
+    """
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise LimitsError(f"{path}: cannot read limits: {exc.strerror}") from None
+    return Limits.parse(text, str(path))

@@ -13,8 +13,17 @@ import msgspec
 
 MAX_PAYLOAD = 512
 FUTURE_SLACK_MS = 5 * 60 * 1000
-ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{2,31}$")
-WARD_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
+# The ids of the contract, one definition each for the whole gateway. A device id is also
+# the device's MQTT user name; ward and device ids are topic levels.
+DEVICE_PATTERN = "[a-z0-9][a-z0-9-]{2,31}"
+WARD_PATTERN = "[a-z0-9][a-z0-9-]{0,31}"
+# A bed id is a level of the alarm topics (<prefix>/<ward>/alarms/active/<bed>).
+BED_PATTERN = "[A-Za-z0-9][A-Za-z0-9_.-]{0,31}"
+# The bed tag of a reading whose device is not registered to a bed of its ward.
+UNASSIGNED = "unassigned"
+ID_RE = re.compile(f"^{DEVICE_PATTERN}$")
+WARD_RE = re.compile(f"^{WARD_PATTERN}$")
+BED_RE = re.compile(f"^{BED_PATTERN}$")
 
 Seq = Annotated[int, msgspec.Meta(ge=0, le=2**32 - 1)]
 DeviceId = Annotated[str, msgspec.Meta(pattern=ID_RE.pattern)]

@@ -3,8 +3,13 @@
 ``Processor.process`` is the functional core: topic + payload + time in, an ``Outcome`` out,
 no I/O. ``MqttIngest`` is the shell around paho-mqtt 2: a persistent MQTTv5 session
 (clean start off, session expiry >= 1 h), QoS 1, manual acknowledgement. Every message,
-stored, duplicate or rejected, is handed to the writer with its ack token, and its PUBACK
-is sent only when the writer reports the batch durable (in InfluxDB or in the spool).
+stored, duplicate, rejected or routed, is handed to the writer with its ack token, and its
+PUBACK is sent only when the writer reports the batch durable (in InfluxDB or in the spool).
+
+Ingest knows the device topics (vitals, status) only. The gateway service adds the rest
+before ``start()``: ``listen()`` hands every decoded reading and status on (the alarm
+engine), and ``route()`` sends the messages of a further topic filter (the alarm commands)
+to their own handler.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import logging
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -21,7 +27,6 @@ from paho.mqtt.properties import Properties
 
 from . import lineproto
 from .config import Config
-from .alarms.commands import parse_command_topic
 from .contract import Rejected, decode_reading, decode_status, parse_topic
 from .dedup import Dedup
 from .registry import Registry
@@ -30,7 +35,7 @@ log = logging.getLogger("wardwatch.ingest")
 
 
 class Outcome:
-    """What became of one message: ``kind`` is stored | duplicate | status | command | ignored | rejected."""
+    """What became of one message: ``kind`` is stored | duplicate | status | ignored | rejected."""
 
     __slots__ = ("kind", "line", "reason", "detail", "ward", "message")
 
@@ -41,7 +46,7 @@ class Outcome:
         self.reason = reason
         self.detail = detail
         self.ward = ward
-        # The decoded Reading or Status, or the command's account, for the alarm engine.
+        # The decoded Reading or Status, for the listeners (the alarm engine).
         self.message = message
 
 
@@ -63,9 +68,6 @@ class Processor:
     def process(self, topic: str, payload: bytes, now_ns: int) -> Outcome:
         ward = device = ""
         try:
-            command = parse_command_topic(topic, self.prefix)
-            if command is not None:
-                return Outcome("command", ward=command[0], message=command[1])
             ward, device, kind = parse_topic(topic, self.prefix)
             if kind == "vitals":
                 r = decode_reading(payload, device, now_ns // 1_000_000)
@@ -107,14 +109,19 @@ class RateLimitedLog:
         return True
 
 
-class MqttIngest:
-    """The MQTT shell. ``writer`` has ``submit(line, token)``; PUBACKs go out in ``on_durable``."""
+Listener = Callable[[Outcome, int], None]  # (outcome of a reading or status, receipt epoch ms)
+Handler = Callable[[str, bytes, int], None]  # (topic, payload, receipt epoch ms)
 
-    def __init__(self, cfg: Config, processor: Processor, writer):
+
+class MqttIngest:
+    """The MQTT shell. ``submit(line, token)`` is the writer's; PUBACKs go out in ``on_durable``."""
+
+    def __init__(self, cfg: Config, processor: Processor, submit: Callable[[str | None, object], None]):
         self.cfg = cfg
         self.processor = processor
-        self.writer = writer
-        self.alarms = None  # an AlarmService, set by the gateway when alarms are enabled
+        self.submit = submit
+        self._listeners: list[Listener] = []
+        self._routes: list[str] = []
         self.counts: Counter = Counter()
         self.rejects: Counter = Counter()
         self.connected = threading.Event()
@@ -137,10 +144,33 @@ class MqttIngest:
         self.client.on_disconnect = self.on_disconnect
         self.client.on_message = self.on_message
 
+    def listen(self, listener: Listener) -> None:
+        """Call ``listener(outcome, now_ms)`` with every stored reading and every status, on
+        receipt, before the batch is written: a display hears of an alarm without waiting for
+        InfluxDB. Exceptions are logged; the message is stored and acknowledged all the same."""
+        self._listeners.append(listener)
+
+    def route(self, topic_filter: str, handler: Handler, kind: str) -> None:
+        """Subscribe to ``topic_filter`` and hand its messages to ``handler`` instead of the
+        processor; each is counted as ``kind`` and acknowledged in order with the readings."""
+
+        def on_routed(client, userdata, msg) -> None:
+            if self._paused:
+                return
+            try:
+                handler(msg.topic, msg.payload, time.time_ns() // 1_000_000)
+            except Exception:
+                log.exception("%s handler failed on %s", kind, msg.topic)
+            self.counts[kind] += 1
+            self.submit(None, (self._generation, msg.mid, msg.qos))
+
+        self._routes.append(topic_filter)
+        self.client.message_callback_add(topic_filter, on_routed)
+
     def topics(self) -> list[str]:
         p = self.cfg.mqtt.prefix
-        kinds = ("+/vitals", "+/status", "cmd/+") if self.alarms is not None else ("+/vitals", "+/status")
-        return [f"{p}/{ward}/{kind}" for ward in self.cfg.mqtt.wards for kind in kinds]
+        devices = [f"{p}/{ward}/{kind}" for ward in self.cfg.mqtt.wards for kind in ("+/vitals", "+/status")]
+        return devices + self._routes
 
     def start(self) -> None:
         props = Properties(PacketTypes.CONNECT)
@@ -185,27 +215,19 @@ class MqttIngest:
         now_ns = time.time_ns()
         outcome = self.processor.process(msg.topic, msg.payload, now_ns)
         self.counts[outcome.kind] += 1
-        alarms = self.alarms
-        if alarms is not None and outcome.message is not None:
-            # Alarms are evaluated on receipt, before the batch is written: a display hears
-            # of an alarm without waiting for InfluxDB. A redelivered copy after a crash is
-            # harmless: the live alarm was saved, so it is not raised twice.
-            try:
-                if outcome.kind == "stored":
-                    alarms.on_reading(outcome.ward, outcome.message, now_ns // 1_000_000)
-                elif outcome.kind == "status":
-                    alarms.on_status(outcome.ward, outcome.message, now_ns // 1_000_000)
-                elif outcome.kind == "command":
-                    alarms.on_command(outcome.ward, outcome.message, msg.payload, now_ns // 1_000_000)
-            except Exception:
-                log.exception("alarm engine failed on %s", msg.topic)
+        if outcome.message is not None:
+            for listener in self._listeners:
+                try:
+                    listener(outcome, now_ns // 1_000_000)
+                except Exception:
+                    log.exception("listener failed on %s", msg.topic)
         if outcome.kind == "rejected":
             self.rejects[outcome.reason] += 1
             self._reject_log.warning(
                 outcome.reason, "rejected %s on %s: %s", outcome.reason, msg.topic, outcome.detail,
                 reason=outcome.reason,
             )
-        self.writer.submit(outcome.line, (self._generation, msg.mid, msg.qos))
+        self.submit(outcome.line, (self._generation, msg.mid, msg.qos))
 
     def publish(self, topic: str, payload: bytes, retain: bool) -> None:
         """Publish at QoS 1 (alarm events, active sets, replies); paho queues it, never blocks."""

@@ -1,6 +1,6 @@
 """InfluxDB line protocol, built directly as strings (Point objects are ~40x slower).
 
-Pure functions; the schema is in DESIGN.md and docs/protocol.md. All timestamps are in
+Pure functions; the schema is in docs/design.md and docs/protocol.md. All timestamps are in
 nanoseconds, so one write precision serves every measurement.
 """
 
@@ -72,7 +72,7 @@ def _num(value: float) -> str:
 
 
 def alarm(event: str, a, time_ns: int) -> str:
-    """One `alarm` point per lifecycle event of ``a`` (a ``gateway.alarms.engine.Alarm``)."""
+    """One `alarm` point per lifecycle event of ``a`` (a ``gateway.clinical.engine.Alarm``)."""
     fields = [
         f"event={string_field(event)}",
         f"state={string_field(a.state)}",
@@ -103,3 +103,10 @@ def news2(ward: str, bed: str, result, simulated: bool, time_ns: int) -> str:
     ]
     fields += [f"{name}={value}i" for name, value in result.subscores.items()]
     return f"news2,bed={tag(bed)},ward={ward} {','.join(fields)} {time_ns}"
+
+
+def limits(ward: str, bed: str, fields: dict[str, float | str], admitted: bool, time_ns: int) -> str:
+    """One `limits` point: the limits in force for a bed (``rules.limits_in_force``)."""
+    parts = [f"admitted={'true' if admitted else 'false'}"]
+    parts += [f"{k}={string_field(v)}" if isinstance(v, str) else f"{k}={_num(v)}" for k, v in fields.items()]
+    return f"limits,bed={tag(bed)},ward={ward} {','.join(parts)} {time_ns}"

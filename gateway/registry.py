@@ -12,17 +12,14 @@ are stored with bed ``unassigned``; the alarm engine (later) raises nothing for 
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import msgspec
 
-from .config import ConfigError, _line_of, read_toml
-from .contract import ID_RE, WARD_RE
+from .config import ConfigError, read_toml
+from .contract import BED_RE, DEVICE_PATTERN, ID_RE, UNASSIGNED, WARD_RE
+from .tomlkeys import error_key, error_message, line_of, located
 
-UNASSIGNED = "unassigned"
-# A bed id is a level of the alarm topics (<prefix>/<ward>/alarms/active/<bed>).
-BED_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
 # Words the gateway's own topics use where a device id would stand.
 RESERVED = frozenset({"alarms", "cmd", "news2"})
 
@@ -33,7 +30,7 @@ class Placement(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class _File(msgspec.Struct, forbid_unknown_fields=True):
-    devices: dict[str, Placement] = {}
+    devices: dict[str, dict] = {}
 
 
 class Registry:
@@ -44,6 +41,10 @@ class Registry:
 
     def __len__(self) -> int:
         return len(self._placements)
+
+    def placements(self) -> dict[str, Placement]:
+        """Every registered device and its place (a copy)."""
+        return dict(self._placements)
 
     def placement(self, device: str) -> Placement | None:
         return self._placements.get(device)
@@ -59,18 +60,25 @@ class Registry:
     def load(cls, path: str | Path) -> "Registry":
         """Read the registry file; errors name the file, line and key."""
         text, data = read_toml(path, "registry")
+        source = str(path)
         try:
-            parsed = msgspec.convert(data, _File)
+            tables = msgspec.convert(data, _File).devices
         except msgspec.ValidationError as err:
-            raise ConfigError(f"{path}: {err}") from None
-        for device, p in parsed.devices.items():
-            line = _line_of(text, f"devices.{device}") or "?"
+            raise ConfigError(located(source, text, error_key(err), error_message(err))) from None
+        placements: dict[str, Placement] = {}
+        for device, table in tables.items():
+            key = f"devices.{device}"
+            try:
+                p = placements[device] = msgspec.convert(table, Placement)
+            except msgspec.ValidationError as err:
+                raise ConfigError(located(source, text, error_key(err, key), error_message(err))) from None
+            line = line_of(text, ("devices", device)) or "?"
             if not ID_RE.match(device):
-                raise ConfigError(f"{path}:{line}: devices.{device}: not a device id [a-z0-9][a-z0-9-]{{2,31}}")
+                raise ConfigError(f"{path}:{line}: {key}: not a device id {DEVICE_PATTERN}")
             if not WARD_RE.match(p.ward):
-                raise ConfigError(f"{path}:{line}: devices.{device}.ward: {p.ward!r} is not a ward id")
+                raise ConfigError(f"{path}:{line}: {key}.ward: {p.ward!r} is not a ward id")
             if device in RESERVED:
-                raise ConfigError(f"{path}:{line}: devices.{device}: {device!r} is reserved for gateway topics")
+                raise ConfigError(f"{path}:{line}: {key}: {device!r} is reserved for gateway topics")
             if not BED_RE.match(p.bed):
-                raise ConfigError(f"{path}:{line}: devices.{device}.bed: {p.bed!r} is not a bed id {BED_RE.pattern}")
-        return cls(parsed.devices)
+                raise ConfigError(f"{path}:{line}: {key}.bed: {p.bed!r} is not a bed id {BED_RE.pattern}")
+        return cls(placements)

@@ -18,15 +18,15 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from . import lineproto
-from .alarms.rules import Limits, LimitsError
-from .alarms.service import AlarmService
-from .config import Config, ConfigError
+from . import commands, lineproto
+from .clinical.rules import Limits, LimitsError
+from .config import Config, ConfigError, load_limits
 from .dedup import Dedup
 from .ingest import MqttIngest, Processor
 from .registry import Registry
+from .sinks.alarms import AlarmService
 from .sinks.influx import InfluxWriter
-from .spool import Spool
+from .sinks.spool import Spool
 
 log = logging.getLogger("wardwatch.gateway")
 
@@ -88,34 +88,39 @@ class Gateway:
             raise ConfigError(f"state_dir: cannot create {state}: {exc.strerror}") from None
         self.spool = Spool(state / "spool", cfg.spool.max_bytes)
         self.processor = Processor(cfg.mqtt.prefix, registry, Dedup())
-        self.ingest: MqttIngest
+        # The writer hands durable batches back to ingest (PUBACKs); it is given ingest's
+        # on_durable when its threads start, once both exist.
         self.writer = InfluxWriter(
             url=cfg.influx.url,
             token=cfg.influx_token(),
             org=cfg.influx.org,
             bucket=cfg.influx.bucket,
             spool=self.spool,
-            on_durable=lambda tokens: self.ingest.on_durable(tokens),
             batch_size=cfg.influx.batch_size,
             flush_interval_ms=cfg.influx.flush_interval_ms,
             timeout_ms=cfg.influx.timeout_ms,
         )
-        self.ingest = MqttIngest(cfg, self.processor, self.writer)
+        self.ingest = MqttIngest(cfg, self.processor, self.writer.submit)
         self.registry = registry
         self.alarms: AlarmService | None = None
         if cfg.alarms.enabled:
             try:
-                limits = Limits.load(cfg.alarms.limits_file) if cfg.alarms.limits_file else Limits()
+                limits = load_limits(cfg.alarms.limits_file) if cfg.alarms.limits_file else Limits()
             except LimitsError as exc:
                 raise ConfigError(f"alarms.limits_file: {exc}") from None
             self.alarms = AlarmService(
                 cfg.mqtt.prefix, registry, state, limits,
-                submit=lambda line: self.writer.submit(line, None),
+                submit=self.writer.submit_line,
                 publish=self.ingest.publish,
                 remind_s=cfg.alarms.remind_s, obs_valid_s=cfg.alarms.obs_valid_s,
                 limits_source=cfg.alarms.limits_file,
             )
-            self.ingest.alarms = self.alarms
+            # Routing by topic kind: readings and statuses reach the engine through ingest's
+            # listener; commands have their own topics and go to the alarm shell directly.
+            self.ingest.listen(self.alarms.on_outcome)
+            for ward in cfg.mqtt.wards:
+                self.ingest.route(commands.command_topic(cfg.mqtt.prefix, ward, "+"), self.alarms.on_command_message,
+                                  kind="command")
         self.started = time.monotonic()
         self._stop = threading.Event()
         self._health: ThreadingHTTPServer | None = None
@@ -187,7 +192,7 @@ class Gateway:
 
     def start(self) -> None:
         self._serve_health()
-        self.writer.start()
+        self.writer.start(self.ingest.on_durable)
         self.ingest.start()
         threading.Thread(target=self._metrics_loop, name="self-metrics", daemon=True).start()
         log.info("gateway started", extra={"config": self.cfg.redacted(), "healthz_port": self.health_port})
@@ -212,7 +217,7 @@ class Gateway:
             now = time.monotonic()
             if now - last >= METRICS_INTERVAL_S:
                 last = now
-                self.writer.submit(self._metrics_line(), None)
+                self.writer.submit_line(self._metrics_line())
 
     def _metrics_line(self) -> str:
         c = self.ingest.counts

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from wardstack.services import Stack
+from provisioning.stack.services import Stack
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA_DIR = REPO / "docs" / "schema"

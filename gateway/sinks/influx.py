@@ -20,7 +20,7 @@ from influxdb_client import InfluxDBClient, WritePrecision
 from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.rest import ApiException
 
-from ..spool import Spool, SpoolFull
+from .spool import Spool, SpoolFull
 
 log = logging.getLogger("wardwatch.influx")
 
@@ -30,7 +30,7 @@ class WriteRejected(Exception):
 
 
 class InfluxWriter:
-    """See the module docstring. ``on_durable(tokens)`` runs on the writer thread."""
+    """See the module docstring. ``on_durable`` is given to ``start()``."""
 
     def __init__(
         self,
@@ -39,7 +39,6 @@ class InfluxWriter:
         org: str,
         bucket: str,
         spool: Spool,
-        on_durable: Callable[[list], None],
         batch_size: int = 5000,
         flush_interval_ms: int = 100,
         timeout_ms: int = 10_000,
@@ -50,7 +49,6 @@ class InfluxWriter:
         self._bucket = bucket
         self._org = org
         self.spool = spool
-        self._on_durable = on_durable
         self.batch_size = batch_size
         self.flush_interval = flush_interval_ms / 1000
         self.drain_interval = drain_interval_s
@@ -64,7 +62,7 @@ class InfluxWriter:
         self.db_ok = not len(spool)
         self.stats = {"written_lines": 0, "spooled_lines": 0, "drained_batches": 0, "write_errors": 0, "batches": 0}
         self.last_write_ms = 0.0
-        self._writer = threading.Thread(target=self._write_loop, name="influx-writer", daemon=True)
+        self._writer: threading.Thread | None = None
         self._drainer = threading.Thread(target=self._drain_loop, name="spool-drainer", daemon=True)
 
     # -- called from the MQTT thread -------------------------------------------------------
@@ -82,13 +80,20 @@ class InfluxWriter:
             if len(self._lines) == self.batch_size:
                 self._cond.notify()
 
+    def submit_line(self, line: str) -> None:
+        """Queue a line of the gateway's own (alarm events, metrics): nothing to acknowledge."""
+        self.submit(line, None)
+
     @property
     def pending(self) -> int:
         return len(self._tokens)
 
     # -- threads ----------------------------------------------------------------------------
 
-    def start(self) -> None:
+    def start(self, on_durable: Callable[[list], None]) -> None:
+        """Start the writer and drainer threads; ``on_durable(tokens)`` runs on the writer
+        thread after each batch is in the database or the spool (it sends the PUBACKs)."""
+        self._writer = threading.Thread(target=self._write_loop, args=(on_durable,), name="influx-writer", daemon=True)
         self._writer.start()
         self._drainer.start()
 
@@ -98,7 +103,8 @@ class InfluxWriter:
             self._stopping = True
             self._cond.notify_all()
         self._stopped.set()
-        self._writer.join(timeout)
+        if self._writer is not None:
+            self._writer.join(timeout)
         self._drainer.join(timeout)
         self._client.close()
 
@@ -118,12 +124,12 @@ class InfluxWriter:
             self._lines, self._tokens = [], []
             return lines, tokens
 
-    def _write_loop(self) -> None:
+    def _write_loop(self, on_durable: Callable[[list], None]) -> None:
         while (batch := self._take_batch()) is not None:
             lines, tokens = batch
             if lines:
                 self._store(lines)
-            self._on_durable(tokens)
+            on_durable(tokens)
 
     def _store(self, lines: list[str]) -> None:
         """Write to the database, else to the spool; returns only once the batch is durable."""

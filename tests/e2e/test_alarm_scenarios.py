@@ -2,7 +2,7 @@
 
 One simulated ward runs a timed script (below) once; each test checks one clinical
 behaviour from the alarm events an MQTT subscriber received and the readings in InfluxDB.
-The default limits of CLINICAL.md apply, except bed 03's probe-off escalation (25 s rather
+The default limits of docs/clinical.md apply, except bed 03's probe-off escalation (25 s rather
 than 60 s, to keep the run short), which also exercises a per-bed limits file.
 """
 
@@ -16,8 +16,10 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from wardstack.services import TESTER_USER, wait_until
-from wardstack.ward import Ward
+from gateway.cli.wardview import limits_snapshot, render
+from gateway.influxql import InfluxQL
+from provisioning.stack.services import TESTER_USER, wait_until
+from provisioning.stack.ward import Ward
 
 pytestmark = pytest.mark.services
 
@@ -117,6 +119,9 @@ def run(tmp_path_factory):
         gw = ward.gateway
         for n in (1, 2, 3, 4):
             gw.cli("patients", "admit", "--ward", WARD, "--bed", f"{n:02d}", "--patient", f"MRN-{n}", "--user", "nurse.a")
+        # Bed 02's patient runs on a pulse limit of 130: the ward view must colour by it.
+        gw.cli("patients", "limits", "--ward", WARD, "--patient", "MRN-2", "--limit", "hr_high.limit=130",
+               "--limit", "hr_high.clear=125", "--user", "nurse.a")
         events = Events(ward.stack.mosquitto.port, ward.stack.password(TESTER_USER))
         try:
             sim = ward.start_sim("--scenario", str(scenario), "--duration", "46", "--seed", "7")
@@ -141,7 +146,10 @@ def run(tmp_path_factory):
                 raised_total = sum(1 for e in events.items if e["event"] == "raised")
             report = gw.cli("alarms", "report", "--since", "1h", "--json", "--influx", influx, "--database", "wardwatch")
             audit = gw.cli("audit", "--state-dir", str(gw.workdir / "state")).stdout
-            yield {"ward": ward, "events": events, "ack": json.loads(ack.stdout), "list": listing, "audit": audit,
+            db = InfluxQL(influx, ward.stack.influx.database)
+            limits = wait_until(lambda: (lambda got: got if len(got) == 5 else None)(limits_snapshot(db, WARD)), 10,
+                                "the limits in force of 5 beds")
+            yield {"limits": limits, "ward": ward, "events": events, "ack": json.loads(ack.stdout), "list": listing, "audit": audit,
                    "obs": json.loads(obs.stdout), "report": json.loads(report.stdout.splitlines()[-1]),
                    "raised_total": raised_total, "retained": retained, "table": table}
         finally:
@@ -271,3 +279,13 @@ def test_the_alarm_report_counts_what_the_gateway_raised(run):
     assert 0 < report["share_acknowledged"] < 1  # bed 03's probe-off alarm was acknowledged
     assert report["beds"] >= 4 and report["bed_days"] > 0
     assert {b["bed"] for b in report["top_beds"]} >= {"01", "03", "04"}
+
+
+def test_the_ward_view_colours_by_the_limits_in_force_that_the_gateway_stored(run):
+    limits = run["limits"]
+    assert limits["02"]["hr_high"] == 130 and limits["01"]["hr_high"] == 120
+    assert limits["02"]["admitted"] is True and limits["05"]["admitted"] is False
+    beds = [{"time": 0, "bed": b, "device": f"sim-al-{b}", "hr": 125, "spo2": 97, "temp": 37.0, "pi": 2.0,
+             "sqi": 0.9, "probe": "ok", "sim": True} for b in ("01", "02")]
+    table = render(WARD, beds, {}, 0, limits=limits).renderables[0]
+    assert [cell.style for cell in {c.header: c._cells for c in table.columns}["HR"]] == ["bold yellow", ""]

@@ -8,8 +8,8 @@ from collections import Counter
 
 import pytest
 
-from wardstack.services import wait_until
-from wardstack.ward import Ward
+from provisioning.stack.services import wait_until
+from provisioning.stack.ward import Ward
 
 pytestmark = pytest.mark.services
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
-from wardstack.services import TESTER_USER, wait_until
+from provisioning.stack.services import TESTER_USER, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 FIRMWARE = REPO / "firmware"

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from bedside.app import App, check_config
-from wardstack.services import free_port
+from provisioning.stack.services import free_port
 
 from .conftest import wait
 

@@ -119,7 +119,7 @@ def _script(tmp_path):
     lines = ["import os", "os.mkdir('/lib/bedside/drivers')"]
     for p in sorted((FIRMWARE / "bedside" / "drivers").glob("*.py")):
         lines.append("open('/lib/bedside/drivers/%s', 'w').write(%r)" % (p.name, p.read_text()))
-    lines.append("open('/lib/fakebus.py', 'w').write(%r)" % (FIRMWARE / "host" / "fakebus.py").read_text())
+    lines.append("open('/lib/fakebus.py', 'w').write(%r)" % (FIRMWARE / "wardsim" / "fakebus.py").read_text())
     path = tmp_path / "drivers_scenario.py"
     path.write_text("\n".join(lines) + "\n" + SCENARIO)
     return path

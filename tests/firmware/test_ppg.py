@@ -12,7 +12,11 @@ import pytest
 from bedside import ppg
 from bedside.ppg import Oximeter, spo2_from_r
 
-from .ppg_data import BIDMC_FS, bidmc, ecg_rpeaks, reference_hr, run, synth
+from wardsim.ppgsignals import BIDMC_FILE, BIDMC_FS, bidmc, ecg_rpeaks, reference_hr, run, synth
+
+from .conftest import REPO
+
+BIDMC = REPO / "bench" / "data" / BIDMC_FILE
 
 SECONDS = 30
 SETTLE_S = 12  # filters (~1.3 s) plus a full beat history at 40 bpm
@@ -131,7 +135,7 @@ def test_rejects_a_bad_rate():
 
 @pytest.fixture(scope="module")
 def bidmc_minute():
-    red, ir, ecg = bidmc()
+    red, ir, ecg = bidmc(BIDMC)
     n = 60 * BIDMC_FS
     start = 120 * BIDMC_FS
     return red[start:start + n], ir[start:start + n], ecg[start:start + n]

@@ -16,7 +16,7 @@ from wardsim import scenariofile, sim
 
 from .conftest import FIRMWARE, REPO, wait
 
-SCENARIO_DIR = FIRMWARE / "host" / "scenarios"
+SCENARIO_DIR = FIRMWARE / "wardsim" / "scenarios"
 NAMED = ["stable", "desaturation", "tachycardia", "bradycardia", "fever", "probe_off", "power_off", "network_outage"]
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from bedside.app import App
 from wardsim import sim
-from wardstack.services import Mosquitto, TESTER_USER, free_port
+from provisioning.stack.services import Mosquitto, TESTER_USER, free_port
 
 from .conftest import Subscriber, wait
 

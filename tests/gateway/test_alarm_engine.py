@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.alarms.engine import Engine, EngineError, ManualObs, News2Update, _Track, step
-from gateway.alarms.rules import RULES, Level, Limits, LimitsError, parse_overrides
+from gateway.clinical.engine import Engine, EngineError, ManualObs, News2Update, _Track, step
+from gateway.clinical.rules import RULES, Level, Limits, LimitsError, parse_overrides
+from gateway.config import load_limits
 from gateway.contract import Reading, Status
 from gateway.registry import Placement, Registry
 
@@ -291,7 +292,7 @@ def test_layers_ward_bed_patient(tmp_path):
         "[default.spo2_low]\nlimit = 88\nclear = 90\n\n[ward.w1.spo2_low]\nlimit = 86\n\n"
         "[ward.w1.bed.03.spo2_low]\ndelay_s = 30\n\n[ward.w1.bed.03.temp_high]\nenabled = false\n"
     )
-    limits = Limits.load(f)
+    limits = load_limits(f)
     assert limits.settings_for("w2", "01")["spo2_low"].limit == 88
     w1 = limits.settings_for("w1", "01")["spo2_low"]
     assert (w1.limit, w1.clear, w1.delay_s) == (86, 90, 15)
@@ -319,7 +320,7 @@ def test_limits_file_errors_name_the_line_and_key(tmp_path, text, error):
     f = tmp_path / "limits.toml"
     f.write_text(text)
     with pytest.raises(LimitsError) as exc:
-        Limits.load(f)
+        load_limits(f)
     assert str(exc.value).startswith(f"{tmp_path}/{error}")
 
 
@@ -349,7 +350,7 @@ def test_the_example_files_load():
     from gateway import config
 
     repo = Path(__file__).resolve().parents[2]
-    limits = Limits.load(repo / "gateway" / "limits.example.toml")
+    limits = load_limits(repo / "gateway" / "limits.example.toml")
     assert limits.settings_for("resp", "01")["spo2_low"].limit == 85
     assert limits.settings_for("w1", "03")["probe_off"].escalate_s == 30
     cfg = config.load(repo / "gateway" / "gateway.example.toml", env={})

@@ -1,6 +1,6 @@
 """The alarm load report's pure core, from tables: event sequences -> exact figures.
 
-Window rules under test are those of gateway/alarms/report.py's docstring: counts and shares
+Window rules under test are those of gateway/clinical/alarmload.py's docstring: counts and shares
 cover alarms raised inside [since, until); active time of every alarm overlapping the window
 is clipped to it; bed "unassigned" is not a bed; top beds by alarms, time active, ward, bed.
 """
@@ -13,14 +13,8 @@ import msgspec
 import pytest
 from rich.console import Console
 
-from gateway.alarms.report import (
-    AlarmEvent,
-    compute,
-    event_from_row,
-    main,
-    parse_duration,
-    render,
-)
+from gateway.cli.report import main, parse_duration, render
+from gateway.clinical.alarmload import AlarmEvent, compute, event_from_row
 
 T0 = 1_763_800_000_000  # window start, epoch ms
 H = 3_600_000

@@ -11,9 +11,10 @@ import sqlite3
 
 import pytest
 
-from gateway.alarms.rules import Limits
-from gateway.alarms.service import AlarmService
-from gateway.alarms.store import Store
+from gateway.clinical.rules import Limits
+from gateway.sinks.alarms import AlarmService
+from gateway.sinks.alarm_store import Store
+from gateway.config import load_limits
 from gateway.contract import Reading
 from gateway.registry import Placement, Registry
 
@@ -110,7 +111,7 @@ def test_a_changed_limits_file_is_audited_once(tmp_path):
     f = tmp_path / "limits.toml"
     f.write_text("[default.spo2_low]\nlimit = 88\nclear = 90\n")
     for _ in range(2):
-        service(tmp_path, Outputs(), Limits.load(f), str(f)).close()
+        service(tmp_path, Outputs(), load_limits(f), str(f)).close()
     rows = Store(tmp_path / "alarms.sqlite", readonly=True).audit_rows()
     assert [r.action for r in rows] == ["limits_file"]
     assert rows[0].after["default"]["spo2_low"] == {"limit": 88.0, "clear": 90.0}
@@ -175,3 +176,30 @@ def test_assign_and_limits_commands_move_the_patient_and_are_audited(tmp_path):
     assign, limits = rows[-2], rows[-1]
     assert (assign.action, assign.before["bed"], assign.after["bed"]) == ("assign", "01", "02")
     assert (limits.action, limits.before["limits"], limits.after["scale"]) == ("limits", {}, 2)
+
+
+def test_the_limits_in_force_are_written_at_start_and_when_a_command_changes_them(tmp_path):
+    def limits_lines(out: Outputs, bed: str) -> list[str]:
+        return [line for line in out.lines if line.startswith(f"limits,bed={bed},ward=w1 ")]
+
+    out = Outputs()
+    svc = service(tmp_path, out)
+    # At start: every registered bed, with the built-in limits (no patient yet).
+    assert len(limits_lines(out, "01")) == 1
+    assert "admitted=false," in limits_lines(out, "01")[0] and ",spo2_low=90.0," in limits_lines(out, "01")[0]
+    command(svc, out, 1_000, op="admit", user="nurse.a", bed="01", patient="MRN-1",
+            limits=["spo2_low.limit=85", "spo2_low.clear=87"])
+    admitted = limits_lines(out, "01")[-1]
+    assert "admitted=true," in admitted and ",spo2_low=85.0," in admitted and 'spo2_low_priority="medium"' in admitted
+    command(svc, out, 2_000, op="limits", user="nurse.a", patient="MRN-1", limits=["hr_high.limit=130",
+                                                                                     "hr_high.clear=125"])
+    changed = limits_lines(out, "01")[-1]
+    assert ",hr_high=130.0," in changed and ",spo2_low=90.0," in changed  # replaced, not merged
+    command(svc, out, 3_000, op="assign", user="nurse.a", patient="MRN-1", bed="02")
+    assert "admitted=false," in limits_lines(out, "01")[-1] and ",hr_high=130.0," in limits_lines(out, "02")[-1]
+    command(svc, out, 4_000, op="discharge", user="nurse.a", patient="MRN-1")
+    assert "admitted=false," in limits_lines(out, "02")[-1] and ",hr_high=120.0," in limits_lines(out, "02")[-1]
+    # Each point is its own: a later change never lands on (and overwrites) an earlier one.
+    times = [int(line.rsplit(" ", 1)[1]) for line in limits_lines(out, "01")]
+    assert times == sorted(set(times))
+    svc.close()

@@ -1,6 +1,6 @@
-"""NEWS2 scoring (gateway.alarms.news2) and its calculator command, against CLINICAL.md "NEWS2".
+"""NEWS2 scoring (gateway.clinical.news2) and its calculator command, against docs/clinical.md "NEWS2".
 
-The reference tables in this file are typed in again from CLINICAL.md (integer rows, as
+The reference tables in this file are typed in again from docs/clinical.md (integer rows, as
 printed by the RCP), not imported from the module, so a slip in the module's tables shows.
 """
 
@@ -18,8 +18,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.alarms import news2, news2_cli
-from gateway.alarms.news2 import Observations, score
+from gateway.cli import news2calc
+from gateway.clinical import news2
+from gateway.clinical.news2 import Observations, score
 
 REPO = Path(__file__).resolve().parents[2]
 ALL7 = ["rr", "spo2", "o2", "sbp", "pulse", "acvpu", "temp"]
@@ -284,7 +285,7 @@ def test_score_is_sum_of_subscores_and_in_range(obs):
     assert r.band == expected
 
 
-# The CLINICAL.md rows as printed (inclusive integer or 0.1 degC rows), and the table's step.
+# The docs/clinical.md rows as printed (inclusive integer or 0.1 degC rows), and the table's step.
 INF = math.inf
 PRINTED = {
     "rr": (1, [(0, 8, 3), (9, 11, 1), (12, 20, 0), (21, 24, 2), (25, INF, 3)]),
@@ -379,12 +380,12 @@ REQUIRED_KEYS = {"score", "band", "partial", "subscores", "response", "missing",
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="wardwatch news2")
-    news2_cli.add_arguments(p)
+    news2calc.add_arguments(p)
     return p
 
 
 def run_cli(argv, capsys):
-    rc = news2_cli.run(parser().parse_args(argv))
+    rc = news2calc.run(parser().parse_args(argv))
     out, err = capsys.readouterr()
     return rc, out, err
 
@@ -447,7 +448,7 @@ def test_cli_usage_errors_exit_2(argv, capsys):
 
 def module(*argv: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "gateway.alarms.news2_cli", *argv],
+        [sys.executable, "-m", "gateway.cli.news2calc", *argv],
         cwd=REPO, capture_output=True, text=True, timeout=60,
     )
 

@@ -1,6 +1,6 @@
 import pytest
 
-from gateway.spool import Spool, SpoolFull
+from gateway.sinks.spool import Spool, SpoolFull
 
 
 def test_append_then_drain_oldest_first(tmp_path):

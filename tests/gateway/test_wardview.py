@@ -1,6 +1,6 @@
 from rich.console import Console
 
-from gateway.wardview import active_alarms, render
+from gateway.cli.wardview import active_alarms, render
 
 
 def text_of(renderable) -> str:
@@ -62,3 +62,22 @@ def test_active_alarms_fold_events_and_render_with_priority_news2_and_simulated(
     row = next(line for line in out.splitlines() if "d-03" in line)
     assert "6p" in row
     assert "none" in text_of(render("w1", [], {}, 0, alarms=[]))
+
+
+def test_values_are_coloured_by_the_limits_in_force_for_that_bed():
+    # Bed 05's patient has SpO2 88 as their limit and a pulse limit of 130; bed 06 has no
+    # limits point yet and is coloured by the built-in limits (gateway.clinical.rules).
+    from gateway.clinical.rules import Limits, limits_in_force, parse_overrides
+
+    patient = parse_overrides(["spo2_low.limit=88", "spo2_low.clear=90", "hr_high.limit=130", "hr_high.clear=125"])
+    own = limits_in_force(Limits().settings_for("w1", "05", patient))
+    beds = [{"time": 0, "bed": b, "device": f"d-{b}", "hr": 125, "spo2": 89, "temp": 37.0, "pi": 1.0,
+             "sqi": 0.9, "probe": "ok", "sim": False} for b in ("05", "06")]
+    table = render("w1", beds, {}, 0, limits={"05": own}).renderables[0]
+    cells = {c.header: c._cells for c in table.columns}
+    assert [cells["SpO2"][i].style for i in (0, 1)] == ["", "bold red"]
+    assert [cells["HR"][i].style for i in (0, 1)] == ["", "bold yellow"]
+    # Past a high-priority limit (pulse > 150, latching): red whatever the parameter.
+    beds[1]["hr"] = 160
+    table = render("w1", beds, {}, 0, limits={"05": own}).renderables[0]
+    assert {c.header: c._cells for c in table.columns}["HR"][1].style == "bold red"

@@ -10,7 +10,7 @@ import time
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from wardstack.services import TESTER_USER, wait_until
+from provisioning.stack.services import TESTER_USER, wait_until
 
 
 # Readings 1 ms apart from an hour ago: a point's identity in InfluxDB is (series, time), so

@@ -1,4 +1,4 @@
-"""``python -m gateway.alarms.report`` against a real InfluxDB 1.6: figures, human output, outage.
+"""``python -m gateway.cli.report`` against a real InfluxDB 1.6: figures, human output, outage.
 
 Points are written straight to InfluxDB's 1.x ``/write`` (``stack.influx.url`` is the v2
 write adapter, which serves neither ``/write`` nor ``/query``), with times relative to now so
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from wardstack.services import free_port
+from provisioning.stack.services import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 MIN_NS = 60 * 1_000_000_000
@@ -105,7 +105,7 @@ def seed(influx, now_ns: int) -> None:
 def report(url: str, *args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "WARDWATCH_INFLUX_TOKEN"}
     return subprocess.run(
-        [sys.executable, "-m", "gateway.alarms.report", "--influx", url, "--since", "24h", *args],
+        [sys.executable, "-m", "gateway.cli.report", "--influx", url, "--since", "24h", *args],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=60,
     )
 

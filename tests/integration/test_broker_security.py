@@ -11,7 +11,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from gateway import config
-from wardstack.services import TESTER_USER, wait_until
+from provisioning.stack.services import TESTER_USER, wait_until
 
 pytestmark = pytest.mark.services
 REPO = Path(__file__).resolve().parents[2]

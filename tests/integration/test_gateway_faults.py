@@ -7,8 +7,8 @@ from collections import Counter
 
 import pytest
 
-from wardstack.gateway_proc import GatewayProcess
-from wardstack.services import wait_until
+from provisioning.stack.gateway_proc import GatewayProcess
+from provisioning.stack.services import wait_until
 
 from .publisher import Publisher, reading, stored_seqs, stream
 

@@ -21,7 +21,7 @@ them in OVF_COUNTER (saturating at 31). ``read_fifo`` adds that count to ``lost`
 ``last_lost``: a non-zero ``last_lost`` means a gap *before* the samples just returned, so
 the signal chain must restart its beat detection rather than join the two pieces.
 
-Red and IR are swapped on some clone boards (CLINICAL.md): ``swap_leds=True`` swaps them
+Red and IR are swapped on some clone boards (docs/clinical.md): ``swap_leds=True`` swaps them
 back in ``read_fifo`` and in the LED currents, so the rest of the firmware sees red as red.
 """
 
