@@ -20,8 +20,8 @@ drops the socket without DISCONNECT and loses RAM (outbox, uptime); the device b
 after ``for_s`` (seq continues, as on a board that keeps it in RTC memory). Network down
 drops the connection likewise and keeps sampling into the outbox.
 
-Who calls it: ``main.py`` on boards (``run(cfg)``), ``wardsim.sim`` on the host (many Apps
-in one event loop), and tests.
+Who calls it: ``main.py`` on boards (``App(cfg, ...).run()`` next to its own tasks),
+``wardsim.sim`` on the host (many Apps in one event loop), and tests.
 """
 
 import asyncio
@@ -430,9 +430,3 @@ class App:
                     await client.publish(self.topic_status, self.status_payload(), True, 1)
         except MQTTError:
             pass
-
-
-def run(cfg, **kw):
-    """Run one App for ever (a board's main)."""
-    app = App(cfg, **kw)
-    asyncio.run(app.run())

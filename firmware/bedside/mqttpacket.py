@@ -1,23 +1,25 @@
-"""MQTT 3.1.1 packets: pure encode and decode, no I/O (OASIS MQTT 3.1.1, section 2-3).
+"""MQTT 3.1.1 packets, the client's side: pure encode and decode, no I/O (OASIS MQTT 3.1.1,
+sections 2-3).
 
-Encoders return ``bytes`` (a whole packet, fixed header included). ``split(buf, pos)`` finds
-the next whole packet in a byte buffer; the ``parse_*`` functions take that packet's body
-(the bytes after the fixed header) and return tuples. Topics and client ids may be ``str``
-or ``bytes``; decoded topics are ``str``, payloads ``bytes``. Who calls it: ``bedside.mqtt``
-and the tests; nothing here allocates more than the packet it builds.
+Only what a device sends (CONNECT, PUBLISH, PUBACK, SUBSCRIBE, PINGREQ, DISCONNECT) is
+encoded, and only what it reads (CONNACK, PUBLISH, PUBACK, SUBACK) is decoded; a PINGRESP
+just has to be framed. Encoders return ``bytes`` (a whole packet, fixed header included).
+``split(buf, pos)`` finds the next whole packet in a byte buffer; the ``parse_*`` functions
+take that packet's body (the bytes after the fixed header) and return tuples. Topics and
+client ids may be ``str`` or ``bytes``; decoded topics are ``str``, payloads ``bytes``.
+Who calls it: ``bedside.mqtt``, ``bench/alarm_latency.py`` (on plain sockets) and the
+tests. The broker's side (CONNECT and SUBSCRIBE parsing, CONNACK, SUBACK, PINGRESP) is test
+code, ``tests/firmware/brokerpackets.py``: a board flashes only what it runs. Nothing here
+allocates more than the packet it builds.
 """
 
 from struct import pack, unpack_from
 
-CONNECT = 1
+# packet types the client reads
 CONNACK = 2
 PUBLISH = 3
 PUBACK = 4
-SUBSCRIBE = 8
 SUBACK = 9
-PINGREQ = 12
-PINGRESP = 13
-DISCONNECT = 14
 
 MAX_REMAINING = 268435455  # 4 varint bytes
 
@@ -32,7 +34,6 @@ CONNACK_TEXT = {
 }
 
 PINGREQ_PKT = b"\xc0\x00"
-PINGRESP_PKT = b"\xd0\x00"
 DISCONNECT_PKT = b"\xe0\x00"
 
 
@@ -139,39 +140,6 @@ def _read_field(body, pos):
     return bytes(body[pos + 2 : end]), end
 
 
-def parse_connect(body):
-    """Decode a CONNECT body into a dict with keys client_id, keepalive, clean, user,
-    password, will (as given to ``connect``; strings decoded, payloads bytes)."""
-    if bytes(body[:6]) != b"\x00\x04MQTT" or body[6] != 4:
-        raise MalformedPacket("not MQTT 3.1.1")
-    flags = body[7]
-    (keepalive,) = unpack_from("!H", body, 8)
-    cid, pos = _read_field(body, 10)
-    will = user = password = None
-    if flags & 0x04:
-        topic, pos = _read_field(body, pos)
-        msg, pos = _read_field(body, pos)
-        will = (topic.decode(), msg, (flags >> 3) & 3, bool(flags & 0x20))
-    if flags & 0x80:
-        user, pos = _read_field(body, pos)
-        user = user.decode()
-    if flags & 0x40:
-        password, pos = _read_field(body, pos)
-        password = password.decode()
-    return {
-        "client_id": cid.decode(),
-        "keepalive": keepalive,
-        "clean": bool(flags & 0x02),
-        "user": user,
-        "password": password,
-        "will": will,
-    }
-
-
-def connack(session_present=False, rc=0):
-    return bytes((0x20, 2, 1 if session_present else 0, rc))
-
-
 def parse_connack(body):
     """``(session_present, return_code)``; return code 0 is accepted (CONNACK_TEXT)."""
     if len(body) != 2:
@@ -231,24 +199,6 @@ def subscribe(pid, topics):
     for topic, qos in topics:
         body += _field(topic) + bytes((qos,))
     return _packet(0x82, body)
-
-
-def parse_subscribe(body):
-    """``(pid, [(topic_filter, qos), ...])``."""
-    pid = parse_pid(body)
-    pos = 2
-    topics = []
-    while pos < len(body):
-        topic, pos = _read_field(body, pos)
-        if pos >= len(body):
-            raise MalformedPacket("SUBSCRIBE without QoS byte")
-        topics.append((topic.decode(), body[pos]))
-        pos += 1
-    return pid, topics
-
-
-def suback(pid, codes):
-    return _packet(0x90, pack("!H", pid) + bytes(codes))
 
 
 def parse_suback(body):

@@ -19,10 +19,6 @@ class Outbox:
         self._n = 0
         self.dropped = 0  # items dropped because the ring was full, since creation
 
-    @property
-    def capacity(self):
-        return self._cap
-
     def __len__(self):
         return self._n
 

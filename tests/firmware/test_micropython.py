@@ -12,7 +12,10 @@ import contextlib
 import io
 import json
 import runpy
+import sys
 from pathlib import Path
+
+from . import brokerpackets
 
 HERE = Path(__file__).resolve().parent / "mpy"
 
@@ -23,8 +26,18 @@ def _result(text):
     return json.loads(line[0][len("RESULT "):])
 
 
-def test_pure_modules_agree_with_cpython(micropython):
-    on_mpy = _result(micropython(HERE / "vectors.py"))
+def _vectors_script(tmp_path):
+    """vectors.py, preceded by code that writes the tests' broker side (brokerpackets.py)
+    into MicroPython's /lib (the runner mounts only bedside's top-level modules)."""
+    path = tmp_path / "vectors.py"
+    path.write_text("open('/lib/brokerpackets.py', 'w').write(%r)\n" % Path(brokerpackets.__file__).read_text()
+                    + (HERE / "vectors.py").read_text())
+    return path
+
+
+def test_pure_modules_agree_with_cpython(micropython, tmp_path, monkeypatch):
+    on_mpy = _result(micropython(_vectors_script(tmp_path)))
+    monkeypatch.setitem(sys.modules, "brokerpackets", brokerpackets)  # `import brokerpackets` on CPython
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         runpy.run_path(str(HERE / "vectors.py"))

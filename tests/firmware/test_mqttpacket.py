@@ -1,11 +1,14 @@
 """MQTT 3.1.1 packet codec: known byte vectors (derived by hand from the OASIS spec) and
-round trips."""
+round trips. The client's side is the board's ``bedside.mqttpacket`` (``mp``); the broker's
+side, test code, is ``brokerpackets`` (``bp``)."""
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bedside import mqttpacket as mp
+
+from . import brokerpackets as bp
 
 # Remaining-length encoding, the edge values of spec table 2.4.
 VARINTS = [
@@ -55,8 +58,8 @@ PACKETS = [
         " 0001 70",  # password "p"
     ),
     ("CONNECT, bare, persistent session", lambda: mp.connect("c", 0, False), "10 0d 0004 4d515454 04 00 0000 0001 63"),
-    ("CONNACK accepted", lambda: mp.connack(False, 0), "20 02 00 00"),
-    ("CONNACK session present, not authorized", lambda: mp.connack(True, 5), "20 02 01 05"),
+    ("CONNACK accepted", lambda: bp.connack(False, 0), "20 02 00 00"),
+    ("CONNACK session present, not authorized", lambda: bp.connack(True, 5), "20 02 01 05"),
     ("PUBLISH QoS 0", lambda: mp.publish("a/b", b"hi"), "30 07 0003 612f62 6869"),
     ("PUBLISH QoS 1 pid 10", lambda: mp.publish("a/b", b"hi", 1, False, False, 10), "32 09 0003 612f62 000a 6869"),
     ("PUBLISH QoS 1 retained", lambda: mp.publish("a/b", b"hi", 1, True, False, 10), "33 09 0003 612f62 000a 6869"),
@@ -64,9 +67,9 @@ PACKETS = [
     ("set_dup", lambda: mp.set_dup(mp.publish("a/b", b"hi", 1, True, False, 10)), "3b 09 0003 612f62 000a 6869"),
     ("PUBACK pid 10", lambda: mp.puback(10), "40 02 000a"),
     ("SUBSCRIBE pid 1 a/# QoS 1", lambda: mp.subscribe(1, [("a/#", 1)]), "82 08 0001 0003 612f23 01"),
-    ("SUBACK pid 1 [1, failure]", lambda: mp.suback(1, [1, 0x80]), "90 04 0001 01 80"),
+    ("SUBACK pid 1 [1, failure]", lambda: bp.suback(1, [1, 0x80]), "90 04 0001 01 80"),
     ("PINGREQ", lambda: mp.PINGREQ_PKT, "c0 00"),
-    ("PINGRESP", lambda: mp.PINGRESP_PKT, "d0 00"),
+    ("PINGRESP", lambda: bp.PINGRESP_PKT, "d0 00"),
     ("DISCONNECT", lambda: mp.DISCONNECT_PKT, "e0 00"),
 ]
 
@@ -86,8 +89,8 @@ def _one(packet):
 def test_connect_round_trip():
     pkt = mp.connect("sim-w1-01", 30, True, "sim-w1-01", "s3cret:x", ("wardwatch/v1/w1/sim-w1-01/status", b'{"state":"offline"}', 1, True))
     ptype, flags, body = _one(pkt)
-    assert (ptype, flags) == (mp.CONNECT, 0)
-    assert mp.parse_connect(body) == {
+    assert (ptype, flags) == (bp.CONNECT, 0)
+    assert bp.parse_connect(body) == {
         "client_id": "sim-w1-01", "keepalive": 30, "clean": True, "user": "sim-w1-01", "password": "s3cret:x",
         "will": ("wardwatch/v1/w1/sim-w1-01/status", b'{"state":"offline"}', 1, True),
     }
@@ -99,11 +102,11 @@ def test_password_needs_user():
 
 
 def test_connack_subscribe_suback_round_trips():
-    assert mp.parse_connack(_one(mp.connack(True, 4))[2]) == (True, 4)
+    assert mp.parse_connack(_one(bp.connack(True, 4))[2]) == (True, 4)
     ptype, flags, body = _one(mp.subscribe(7, [("a/+", 1), ("b/#", 0)]))
-    assert (ptype, flags) == (mp.SUBSCRIBE, 2)
-    assert mp.parse_subscribe(body) == (7, [("a/+", 1), ("b/#", 0)])
-    assert mp.parse_suback(_one(mp.suback(7, [1, 0x80]))[2]) == (7, [1, 0x80])
+    assert (ptype, flags) == (bp.SUBSCRIBE, 2)
+    assert bp.parse_subscribe(body) == (7, [("a/+", 1), ("b/#", 0)])
+    assert mp.parse_suback(_one(bp.suback(7, [1, 0x80]))[2]) == (7, [1, 0x80])
     assert mp.parse_pid(_one(mp.puback(65535))[2]) == 65535
 
 
@@ -131,7 +134,7 @@ def test_publish_round_trip(topic, payload, qos, retain, dup, pid):
 @given(st.lists(st.binary(max_size=300), min_size=1, max_size=8), st.integers(1, 50))
 def test_split_finds_packets_in_a_stream_cut_anywhere(payloads, chunk):
     """The reader feeds arbitrary TCP chunks to split(); packets come out whole and in order."""
-    stream = b"".join(mp.publish("t", p, 1, False, False, i + 1) for i, p in enumerate(payloads)) + mp.PINGRESP_PKT
+    stream = b"".join(mp.publish("t", p, 1, False, False, i + 1) for i, p in enumerate(payloads)) + bp.PINGRESP_PKT
     buf, out = b"", []
     for i in range(0, len(stream), chunk):
         buf += stream[i : i + chunk]
@@ -142,7 +145,7 @@ def test_split_finds_packets_in_a_stream_cut_anywhere(payloads, chunk):
         buf = buf[pos:]
     assert buf == b""
     assert [mp.parse_publish(f, b)[1] for t, f, b in out[:-1]] == payloads
-    assert out[-1][0] == mp.PINGRESP
+    assert out[-1][0] == bp.PINGRESP
 
 
 def test_malformed_bodies():
@@ -153,4 +156,4 @@ def test_malformed_bodies():
     with pytest.raises(mp.MalformedPacket):
         mp.parse_connack(b"\x00")
     with pytest.raises(mp.MalformedPacket):
-        mp.parse_connect(b"\x00\x04MQTT\x03\x02\x00\x00")  # MQTT 3.1.0 level
+        bp.parse_connect(b"\x00\x04MQTT\x03\x02\x00\x00")  # MQTT 3.1.0 level

@@ -1,7 +1,10 @@
 # The same inputs through the pure bedside modules; run on MicroPython and on CPython by
 # tests/firmware/test_micropython.py, which compares the printed results. MicroPython syntax.
+# `brokerpackets` is the tests' broker side (tests/firmware/brokerpackets.py), which that test
+# copies into MicroPython's /lib: boards do not carry it.
 import json
 
+import brokerpackets as bp
 from bedside import clock, mqttpacket as mp, outbox, reading, simvitals
 
 res = {}
@@ -9,15 +12,15 @@ res["varint"] = [mp.varint(n).hex() for n in (0, 127, 128, 16383, 16384, 2097151
 res["decode_varint"] = [mp.decode_varint(bytes.fromhex(h)) for h in ("7f", "8001", "ff7f", "808001", "ffffff7f")]
 conn = mp.connect("dev1", 30, True, "u", "p", ("t/s", b"off", 1, True))
 res["connect"] = conn.hex()
-res["parse_connect"] = str(sorted(mp.parse_connect(conn[2:]).items()))
+res["parse_connect"] = str(sorted(bp.parse_connect(conn[2:]).items()))
 p = mp.publish("a/b", b"hi", 1, True, False, 10)
 res["publish"] = p.hex()
 res["dup"] = mp.set_dup(p).hex()
-r = mp.split(p + mp.PINGRESP_PKT)
+r = mp.split(p + bp.PINGRESP_PKT)
 res["split"] = list(r)
 res["parse_publish"] = str(mp.parse_publish(r[1], p[r[2]:r[3]]))
 res["subscribe"] = mp.subscribe(1, [("a/#", 1)]).hex()
-res["suback"] = str(mp.parse_suback(mp.suback(7, [1, 0x80])[2:]))
+res["suback"] = str(mp.parse_suback(bp.suback(7, [1, 0x80])[2:]))
 res["puback"] = mp.parse_pid(mp.puback(65535)[2:])
 ob = outbox.Outbox(4)
 for i in range(6):
