@@ -31,7 +31,7 @@ import msgspec
 
 from ..contract import Reading, Status
 from . import news2 as news2_score
-from .rules import PRIORITY_RANK, RULES, Layer, Level, Limits, Rule, Setting, levels
+from .rules import PRIORITY_RANK, RULES, Layer, Level, Limits, Rule, Setting, levels, past
 
 if TYPE_CHECKING:  # the engine only asks it placement(device); the file behind it is the shell's
     from ..registry import Registry
@@ -143,10 +143,10 @@ def step(op: str, lv: list[Level], tr: _Track, value: float | None, t: int) -> i
         if value is None:
             tr.onset[i] = None
         elif tr.on[i]:
-            if (value >= level.clear) if op == "<" else (value <= level.clear) if op == ">" else (value < level.clear):
+            if not past(op, value, level.clear):
                 tr.on[i] = False
                 tr.onset[i] = None
-        elif (value < level.limit) if op == "<" else (value > level.limit) if op == ">" else (value >= level.limit):
+        elif past(op, value, level.limit):
             if tr.onset[i] is None:
                 tr.onset[i] = t
             if t - tr.onset[i] >= level.delay_s * 1000:  # type: ignore[operator]

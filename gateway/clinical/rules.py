@@ -159,6 +159,12 @@ def levels(rule: Rule, s: Setting) -> list[Level]:
     return out
 
 
+def past(op: str, value: float, threshold: float) -> bool:
+    """Whether ``value`` is past ``threshold`` on the alarm side of a rule whose ``op`` is
+    ``<``, ``>`` or ``>=``. A level is on past its limit, and clears once not past ``clear``."""
+    return value < threshold if op == "<" else value > threshold if op == ">" else value >= threshold
+
+
 # The parameters a bedside display colours: the device's vital signs.
 VITALS = ("hr", "spo2", "temp")
 
@@ -189,7 +195,7 @@ def breached(limits: dict[str, float | str], param: str, value: float) -> Priori
         limit = limits.get(code)
         if rule.param != param or not isinstance(limit, float | int):
             continue
-        if (value < limit) if rule.op == "<" else (value > limit) if rule.op == ">" else (value >= limit):
+        if past(rule.op, value, limit):
             priority = limits.get(code + "_priority")
             if priority in PRIORITY_RANK and (worst is None or PRIORITY_RANK[priority] > PRIORITY_RANK[worst]):
                 worst = priority  # type: ignore[assignment]
