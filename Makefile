@@ -49,6 +49,7 @@ demo: venv
 
 bench: venv
 	$(PY) bench/throughput.py
+	$(PY) bench/spool_drain.py
 
 bench-ppg: venv
 	$(PY) bench/ppg_accuracy.py

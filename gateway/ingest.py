@@ -29,6 +29,7 @@ from . import lineproto
 from .config import Config
 from .contract import Rejected, decode_reading, decode_status, parse_topic
 from .dedup import Dedup
+from .logs import RateLimitedLog
 from .registry import Registry
 
 log = logging.getLogger("wardwatch.ingest")
@@ -87,26 +88,6 @@ class Processor:
         except Rejected as rej:
             line = lineproto.rejected(rej.reason, ward, device, payload, self._unique_ns(now_ns))
             return Outcome("rejected", line, rej.reason, rej.detail)
-
-
-class RateLimitedLog:
-    """At most one log line per key per ``interval_s``; the rest are counted and summarised."""
-
-    def __init__(self, logger: logging.Logger, interval_s: float = 10.0):
-        self.logger = logger
-        self.interval = interval_s
-        self._last: dict[str, float] = {}
-        self._suppressed: Counter = Counter()
-
-    def warning(self, key: str, msg: str, *args, now: float | None = None, **extra) -> bool:
-        now = time.monotonic() if now is None else now
-        if now - self._last.get(key, -1e18) < self.interval:
-            self._suppressed[key] += 1
-            return False
-        suppressed = self._suppressed.pop(key, 0)
-        self._last[key] = now
-        self.logger.warning(msg, *args, extra={**extra, "suppressed": suppressed})
-        return True
 
 
 Listener = Callable[[Outcome, int], None]  # (outcome of a reading or status, receipt epoch ms)

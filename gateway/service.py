@@ -23,6 +23,7 @@ from .clinical.rules import Limits, LimitsError
 from .config import Config, ConfigError, load_limits
 from .dedup import Dedup
 from .ingest import MqttIngest, Processor
+from .logs import setup_logging
 from .registry import Registry
 from .sinks.alarms import AlarmService
 from .sinks.influx import InfluxWriter
@@ -31,36 +32,6 @@ from .sinks.spool import Spool
 log = logging.getLogger("wardwatch.gateway")
 
 METRICS_INTERVAL_S = 10.0
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line, with any ``extra=`` fields; for journald and log shippers."""
-
-    _skip = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
-
-    def format(self, record: logging.LogRecord) -> str:
-        data = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        for key, value in record.__dict__.items():
-            if key not in self._skip:
-                data[key] = value
-        if record.exc_info:
-            data["exc"] = self.formatException(record.exc_info)
-        return json.dumps(data, default=str)
-
-
-def setup_logging(level: str, fmt: str) -> None:
-    handler = logging.StreamHandler()
-    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    # urllib3 logs every failed connection at WARNING; our own messages say it once.
-    logging.getLogger("urllib3").setLevel(logging.ERROR)
 
 
 def sd_notify(message: str) -> None:
@@ -128,18 +99,29 @@ class Gateway:
     # -- health ---------------------------------------------------------------------------
 
     def health(self) -> tuple[int, dict]:
-        """(HTTP status, body) for /healthz: 200 while the MQTT session is up, else 503."""
+        """(HTTP status, body) for /healthz.
+
+        ``ok`` and ``degraded`` (the database is down and batches go to the spool: nothing is
+        lost) answer 200. 503: ``failed`` (a writer thread died or stalled: nothing more is
+        stored; the watchdog stops too, so systemd restarts the gateway), ``down`` (no broker
+        session: no reading arrives) and ``holding`` (neither the database nor the spool
+        takes a batch: readings wait unacknowledged in the broker).
+        """
         mqtt_ok = self.ingest.connected.is_set()
-        # Spooling loses nothing, so it is "degraded" but healthy (200); without the broker
-        # no reading arrives at all (503).
-        if not mqtt_ok:
+        failure = self.writer.alive()
+        if failure:
+            state = "failed"
+        elif not mqtt_ok:
             state = "down"
+        elif self.writer.backpressure:
+            state = "holding"
         elif not self.writer.db_ok:
             state = "degraded"
         else:
             state = "ok"
         body = {
             "status": state,
+            **({"failure": failure} if failure else {}),
             "instance": self.cfg.instance,
             "mqtt_connected": mqtt_ok,
             "influx_ok": self.writer.db_ok,
@@ -150,12 +132,14 @@ class Gateway:
             "rejected": dict(self.ingest.rejects),
             "writer": dict(self.writer.stats),
             "devices_registered": len(self.registry),
+            "dedup": {"devices": len(self.processor.dedup), "seq_resets": self.processor.dedup.seq_resets,
+                      "late": self.processor.dedup.late, "forgotten_devices": self.processor.dedup.forgotten_devices},
             "alarms": (
                 {"active": len(self.alarms.engine.active()), **self.alarms.counts} if self.alarms else None
             ),
             "uptime_s": int(time.monotonic() - self.started),
         }
-        return (200 if mqtt_ok else 503), body
+        return (200 if state in ("ok", "degraded") else 503), body
 
     def _serve_health(self) -> None:
         host, _, port = self.cfg.health.listen.rpartition(":")
@@ -202,12 +186,14 @@ class Gateway:
         watchdog = bool(os.environ.get("WATCHDOG_USEC"))
         last = time.monotonic()
         while not self._stop.wait(1.0):
-            # Ready, and alive for the watchdog, only while the MQTT session is up: a gateway
-            # that cannot reach the broker is restarted by systemd rather than left hanging.
-            if self.ingest.connected.is_set() and not notified:
+            # Ready, and alive for the watchdog, only while the MQTT session is up and the
+            # writer threads run: a gateway that cannot reach the broker, or whose writer died
+            # or stalled, is restarted by systemd rather than left hanging.
+            alive = self.ingest.connected.is_set() and not self.writer.alive()
+            if alive and not notified:
                 sd_notify("READY=1")
                 notified = True
-            if watchdog and self.ingest.connected.is_set():
+            if watchdog and alive:
                 sd_notify("WATCHDOG=1")
             if self.alarms is not None:
                 try:

@@ -46,7 +46,7 @@ class GatewayProcess:
         s = self.settings
         wards = json.dumps(s.get("wards", ["+"]))
         self.config.write_text(
-            f"""state_dir = "{self.workdir / 'state'}"
+            f"""state_dir = "{s.get('state_dir', self.workdir / 'state')}"
 instance = "{s.get('instance', 'gw1')}"
 
 [mqtt]
@@ -65,6 +65,9 @@ token = "unused-by-influxdb-1.x"
 batch_size = {s.get('batch_size', 5000)}
 flush_interval_ms = {s.get('flush_interval_ms', 50)}
 timeout_ms = 5000
+
+[spool]
+max_bytes = {s.get('spool_max_bytes', 2 * 1024**3)}
 
 [registry]
 file = "{self.registry or ''}"

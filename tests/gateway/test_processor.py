@@ -2,7 +2,8 @@ import json
 
 import pytest
 
-from gateway.ingest import Processor, RateLimitedLog
+from gateway.ingest import Processor
+from gateway.logs import RateLimitedLog
 from gateway.registry import Placement, Registry
 
 NOW_NS = 1_800_000_000_000 * 1_000_000
