@@ -35,6 +35,15 @@ Checks: ``raised_by_other_reading`` (a raise whose value is not the triggering r
 ``other_alarms_raised`` (codes other than hr_high and news2*, as code@bed),
 ``readings_rejected``. ``--samples FILE`` writes every probe alarm as JSON lines.
 
+Overload: after the fixed loads the background steps up through ``--ramp`` (default 8,000
+to 20,000 readings/s, ``--ramp-seconds`` each) until alarms are late (p99 > 100 ms or one
+lost) *and* the gateway has raised the ward's ``alarms_delayed`` alarm; then it stops and
+the bench waits for that alarm to clear. ``max_rate_p99_le_100ms``: the highest background
+rate (measured) of any step with p99 <= 100 ms and none lost; ``overload_rate``: the first
+step at which the gateway stored less than 97 % of what the broker took (its backlog grows
+from then on); ``overload_to_alarm_s``: from the start of that step to the ``alarms_delayed``
+raised event; ``alarms_delayed_cleared``: it cleared once the load was gone.
+
 Run: ``.venv/bin/python bench/alarm_latency.py [--loads 1000,5000] [--seconds 30]``.
 """
 
@@ -270,6 +279,7 @@ class Events:
         self.unexpected: list[dict] = []  # hr_high raised that no cycle of that bed expected
         self.other: Counter = Counter()  # raised events of other codes
         self.counts: Counter = Counter()
+        self.delayed: list[tuple[str, float]] = []  # (event, received) of the ward's alarms_delayed
         self.ready = threading.Event()
         self.client = tester(ward, "bench-alarm-events")
         self.client.on_subscribe = lambda *a: self.ready.set()
@@ -285,6 +295,8 @@ class Events:
         event, code, bed = data.get("event"), data.get("code"), data.get("bed")
         with self.lock:
             self.counts[(code, event)] += 1
+            if code == "alarms_delayed":
+                self.delayed.append((event, received))
             if code != CODE:
                 if event == "raised" and not str(code).startswith("news2"):
                     self.other[f"{code}@{bed}"] += 1
@@ -492,6 +504,15 @@ def gateway_stored(ward: Ward) -> int:
     return int(ward.gateway.health().get("counts", {}).get("stored", 0))
 
 
+def wait_for(predicate, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False
+
+
 def stats(values: list[float]) -> tuple[float, float, float]:
     v = sorted(values)
     return round(percentile(v, 50), 1), round(percentile(v, 99), 1), round(v[-1], 1) if v else float("nan")
@@ -500,6 +521,9 @@ def stats(values: list[float]) -> tuple[float, float, float]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--loads", default="1000,5000", help="background readings/s, one measurement per load")
+    ap.add_argument("--ramp", default="8000,11000,14000,17000,20000",
+                    help="then higher loads, until alarms are late (p99 > 100 ms) and the gateway said so")
+    ap.add_argument("--ramp-seconds", type=float, default=15, help="seconds of alarm cycles per ramp step")
     ap.add_argument("--devices", type=int, default=100, help="background devices (each publishes load/devices Hz)")
     ap.add_argument("--probe-beds", type=int, default=40, help="beds that cycle through hr_high alarms")
     ap.add_argument("--seconds", type=float, default=30, help="seconds of alarm cycles per load")
@@ -515,8 +539,9 @@ def main() -> int:
     exit_on_sigterm()
     started = time.monotonic()
     loads = [float(x) for x in args.loads.split(",") if x.strip()]
-    if not loads or len({label(r) for r in loads}) != len(loads) or min(loads) <= 0:
-        ap.error("--loads: distinct positive rates, e.g. 1000,5000")
+    ramp = [float(x) for x in args.ramp.split(",") if x.strip()]
+    if not loads or len({label(r) for r in loads + ramp}) != len(loads + ramp) or min(loads + ramp) <= 0:
+        ap.error("--loads, --ramp: distinct positive rates, e.g. 1000,5000")
     if args.devices < 1 or args.probe_beds < 1 or args.delay <= 0:
         ap.error("--devices and --probe-beds must be >= 1, --delay > 0")
     n_beds = args.devices + args.probe_beds
@@ -540,18 +565,22 @@ def main() -> int:
             try:
                 probes.start()
                 per_load: dict[str, dict] = {}
-                for rate in loads:
+                steps = [(rate, args.seconds, False) for rate in loads] + [(rate, args.ramp_seconds, True) for rate in ramp]
+                for rate, seconds, ramping in steps:
                     name = label(rate)
                     background.set_rate(rate)
+                    started_at = time.time()
                     progress(f"background {rate:.0f} readings/s ({args.devices} devices at {rate / args.devices:g} Hz); "
                              f"warming up {args.warmup:g} s")
                     time.sleep(args.warmup)
                     b0, s0, c0, t0 = background.snapshot(), gateway_stored(ward), cpu_seconds(pids), time.monotonic()
-                    progress(f"{args.probe_beds} probe beds cycling hr_high (delay {args.delay:g} s) for {args.seconds:g} s")
-                    probes.run_load(name, args.seconds)
+                    progress(f"{args.probe_beds} probe beds cycling hr_high (delay {args.delay:g} s) for {seconds:g} s")
+                    probes.run_load(name, seconds)
                     b1, s1, c1, t1 = background.snapshot(), gateway_stored(ward), cpu_seconds(pids), time.monotonic()
                     per_load[name] = {
                         "rate": rate,
+                        "started_at": started_at,
+                        "ramp": ramping,
                         "background_rate": (b1["acked"] - b0["acked"]) / (b1["t"] - b0["t"]),
                         "gateway_rate": (s1 - s0) / (t1 - t0),
                         "cpu_pct": {k: 100 * (c1[k] - c0[k]) / (t1 - t0) for k in c0},
@@ -568,7 +597,16 @@ def main() -> int:
                              f"{per_load[name]['background_rate']:.0f}/s, gateway {per_load[name]['gateway_rate']:.0f}/s "
                              f"at {per_load[name]['cpu_pct']['gateway']:.0f} % CPU; host busy "
                              f"{per_load[name]['cpu_pct']['host']:.0f} % of {os.cpu_count()}00 %")
+                    late = stats([(c.received - c.t_pub) * 1000 for c in done if c.in_time(args.lost_after)])[1]
+                    with events.lock:
+                        announced = any(e == "raised" for e, _ in events.delayed)
+                    if ramping and (lost or not late <= 100) and announced:
+                        progress(f"{name}: alarms late (p99 {late:.0f} ms) and the gateway raised alarms_delayed; "
+                                 "ramp ends")
+                        break
                 background.set_rate(0)
+                progress("background stopped; waiting for alarms_delayed to clear")
+                cleared = wait_for(lambda: any(e == "cleared" for e, _ in events.delayed), 120)
             finally:
                 probes.close()
                 background.close()
@@ -622,6 +660,21 @@ def main() -> int:
                             "received_ms": round(c.received * 1000, 3) if c.raised else None,
                             "value": c.raised.get("value") if c.raised else None,
                         }) + "\n")
+            # Overload: the first step at which the gateway stored less than the broker took
+            # (the backlog grows from then on); how long until the gateway said so.
+            ok_rates = [figures["background_rate"] for name, figures in per_load.items()
+                        if per[f"alarms_lost_{name}"] == 0 and per[f"p99_alarm_ms_{name}"] <= 100]
+            overloaded = [f for f in per_load.values() if f["gateway_rate"] < 0.97 * f["background_rate"]]
+            raised_at = [t for e, t in events.delayed if e == "raised"]
+            onset = overloaded[0]["started_at"] if overloaded else None
+            after = [t - onset for t in raised_at if onset is not None and t >= onset]
+            result.update({
+                "max_rate_p99_le_100ms": round(max(ok_rates), 1) if ok_rates else None,
+                "overload_rate": overloaded[0]["rate"] if overloaded else None,
+                "overload_to_alarm_s": round(after[0], 1) if after else None,
+                "alarms_delayed_raised": len(raised_at),
+                "alarms_delayed_cleared": cleared,
+            })
             p50, p99, mx = stats(all_lat)
             result.update({
                 "p50_alarm_ms": p50,

@@ -41,6 +41,8 @@ class Mqtt(msgspec.Struct, forbid_unknown_fields=True):
     keepalive_s: Annotated[int, msgspec.Meta(ge=5, le=3600)] = 30
     # Persistent session: the broker keeps our subscription and queued messages this long.
     session_expiry_s: Annotated[int, msgspec.Meta(ge=3600)] = 86400
+    # At most one end-to-end delivery watermark per device this often (docs/protocol.md).
+    watermark_interval_ms: Annotated[int, msgspec.Meta(ge=100, le=60_000)] = 1000
 
 
 class Influx(msgspec.Struct, forbid_unknown_fields=True):

@@ -21,6 +21,8 @@ WARD_PATTERN = "[a-z0-9][a-z0-9-]{0,31}"
 BED_PATTERN = "[A-Za-z0-9][A-Za-z0-9_.-]{0,31}"
 # The bed tag of a reading whose device is not registered to a bed of its ward.
 UNASSIGNED = "unassigned"
+# The bed id of an alarm about a whole ward (alarms_delayed); no bed id can be "-".
+WARD_LEVEL = "-"
 ID_RE = re.compile(f"^{DEVICE_PATTERN}$")
 WARD_RE = re.compile(f"^{WARD_PATTERN}$")
 BED_RE = re.compile(f"^{BED_PATTERN}$")
@@ -46,6 +48,16 @@ class Reading(msgspec.Struct, frozen=True):
     sim: bool
     batt: Annotated[int, msgspec.Meta(ge=0, le=100)] | None = None
     rssi: int | None = None
+    # The oldest seq the device still holds unconfirmed (end-to-end delivery; optional).
+    low: Seq | None = None
+
+
+class Ident(msgspec.Struct, frozen=True):
+    """What a rejected reading still tells, when it can: whose, and which (for the watermark)."""
+
+    dev: str
+    seq: Seq
+    low: Seq
 
 
 class Status(msgspec.Struct, frozen=True):
@@ -87,6 +99,7 @@ REASONS = (
 )
 
 _reading_decoder = msgspec.json.Decoder(Reading)
+_ident_decoder = msgspec.json.Decoder(Ident)
 _status_decoder = msgspec.json.Decoder(Status)
 
 
@@ -139,6 +152,16 @@ def decode_reading(payload: bytes, topic_device: str, now_ms: int) -> Reading:
     if reading.tq == 1 and reading.ts > now_ms + FUTURE_SLACK_MS:
         raise Rejected("future_ts", f"ts {reading.ts} is {(reading.ts - now_ms) // 1000} s ahead")
     return reading
+
+
+def ident_of(payload: bytes) -> Ident | None:
+    """``dev``, ``seq`` and ``low`` of a payload that failed validation, if it has them."""
+    if len(payload) > MAX_PAYLOAD:
+        return None
+    try:
+        return _ident_decoder.decode(payload)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None
 
 
 def decode_status(payload: bytes, topic_device: str) -> Status:

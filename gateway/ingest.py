@@ -27,8 +27,10 @@ from paho.mqtt.properties import Properties
 
 from . import lineproto
 from .config import Config
-from .contract import Rejected, decode_reading, decode_status, parse_topic
+from .contract import Rejected, decode_reading, decode_status, ident_of, parse_topic
 from .dedup import Dedup
+from .lag import LagMeter
+from .watermark import Watermarks
 from .logs import RateLimitedLog
 from .registry import Registry
 
@@ -38,10 +40,10 @@ log = logging.getLogger("wardwatch.ingest")
 class Outcome:
     """What became of one message: ``kind`` is stored | duplicate | status | ignored | rejected."""
 
-    __slots__ = ("kind", "line", "reason", "detail", "ward", "message")
+    __slots__ = ("kind", "line", "reason", "detail", "ward", "message", "handled")
 
     def __init__(self, kind: str, line: str | None = None, reason: str = "", detail: str = "", ward: str = "",
-                 message=None):
+                 message=None, handled: tuple[str, int, int] | None = None):
         self.kind = kind
         self.line = line
         self.reason = reason
@@ -49,6 +51,9 @@ class Outcome:
         self.ward = ward
         # The decoded Reading or Status, for the listeners (the alarm engine).
         self.message = message
+        # (device, seq, low) of a reading whose device takes part in end-to-end delivery
+        # (it sent ``low``): once durable, it moves the device's watermark.
+        self.handled = handled
 
 
 class Processor:
@@ -72,22 +77,27 @@ class Processor:
             ward, device, kind = parse_topic(topic, self.prefix)
             if kind == "vitals":
                 r = decode_reading(payload, device, now_ns // 1_000_000)
+                handled = (r.dev, r.seq, r.low) if r.low is not None else None
                 if self.dedup.is_duplicate(r.dev, r.seq, r.ts):
-                    return Outcome("duplicate")
+                    return Outcome("duplicate", ward=ward, handled=handled)
                 # A point's identity in InfluxDB is (series, time). The sub-millisecond part
                 # carries seq, so two readings stamped in the same ms never overwrite each
                 # other, while a redelivered copy (same seq and ts) lands on itself.
                 # tq=0: ts is ms since boot, so the gateway stamps the reading on receipt.
                 t = r.ts * 1_000_000 + r.seq % 1_000_000 if r.tq == 1 else self._unique_ns(now_ns)
                 line = lineproto.vitals(r, ward, self.registry.bed_of(ward, device), t)
-                return Outcome("stored", line, ward=ward, message=r)
+                return Outcome("stored", line, ward=ward, message=r, handled=handled)
             if kind == "status":
                 s = decode_status(payload, device)
                 return Outcome("status", lineproto.device(s, ward, self._unique_ns(now_ns)), ward=ward, message=s)
             return Outcome("ignored")
         except Rejected as rej:
             line = lineproto.rejected(rej.reason, ward, device, payload, self._unique_ns(now_ns))
-            return Outcome("rejected", line, rej.reason, rej.detail)
+            # A rejected reading is handled too (counted with its reason): the device must not
+            # send it again forever.
+            ident = ident_of(payload) if device and rej.reason != "device_mismatch" else None
+            handled = (ident.dev, ident.seq, ident.low) if ident is not None and ident.dev == device else None
+            return Outcome("rejected", line, rej.reason, rej.detail, ward=ward, handled=handled)
 
 
 Listener = Callable[[Outcome, int], None]  # (outcome of a reading or status, receipt epoch ms)
@@ -101,6 +111,9 @@ class MqttIngest:
         self.cfg = cfg
         self.processor = processor
         self.submit = submit
+        self.lag = LagMeter()
+        self.watermarks = Watermarks(interval_ms=cfg.mqtt.watermark_interval_ms)
+        self._wm_lock = threading.Lock()
         self._listeners: list[Listener] = []
         self._routes: list[str] = []
         self.counts: Counter = Counter()
@@ -116,7 +129,9 @@ class MqttIngest:
         self.client.username_pw_set(m.username, cfg.mqtt_password() or None)
         if m.tls:
             self.client.tls_set(ca_certs=m.cafile or None)
-        self.client.reconnect_delay_set(1, 30)
+        # Back within a second of the broker: devices replay into it as soon as it listens,
+        # and until the gateway has subscribed again nothing takes their readings.
+        self.client.reconnect_delay_set(1, 1)
         # Alarm events go out on this connection. With paho's default window of 20, their
         # PUBACKs queue behind the readings the broker has in flight to us, and a backlog
         # in ingest would hold alarms back by seconds (make bench-alarms, gateway stalled).
@@ -143,7 +158,7 @@ class MqttIngest:
             except Exception:
                 log.exception("%s handler failed on %s", kind, msg.topic)
             self.counts[kind] += 1
-            self.submit(None, (self._generation, msg.mid, msg.qos))
+            self.submit(None, (self._generation, msg.mid, msg.qos, "", None))
 
         self._routes.append(topic_filter)
         self.client.message_callback_add(topic_filter, on_routed)
@@ -196,6 +211,9 @@ class MqttIngest:
         now_ns = time.time_ns()
         outcome = self.processor.process(msg.topic, msg.payload, now_ns)
         self.counts[outcome.kind] += 1
+        if outcome.kind == "stored" and outcome.message.tq == 1:
+            r = outcome.message
+            self.lag.observe(outcome.ward, r.dev, now_ns // 1_000_000 - r.ts, r.sim, now_ns // 1_000_000)
         if outcome.message is not None:
             for listener in self._listeners:
                 try:
@@ -208,21 +226,41 @@ class MqttIngest:
                 outcome.reason, "rejected %s on %s: %s", outcome.reason, msg.topic, outcome.detail,
                 reason=outcome.reason,
             )
-        self.submit(outcome.line, (self._generation, msg.mid, msg.qos))
+        self.submit(outcome.line, (self._generation, msg.mid, msg.qos, outcome.ward, outcome.handled))
 
     def publish(self, topic: str, payload: bytes, retain: bool) -> None:
         """Publish at QoS 1 (alarm events, active sets, replies); paho queues it, never blocks."""
         self.client.publish(topic, payload, qos=1, retain=retain)
 
     def on_durable(self, tokens: list) -> None:
-        """Writer callback: the batch holding these messages is durable; acknowledge them."""
+        """Writer callback: the batch holding these messages is durable; acknowledge them,
+        and move the watermarks of the devices whose readings they were."""
         generation = self._generation
         acked = 0
+        handled = []
         for token in tokens:
             if token is None:  # the gateway's own metrics line: nothing to acknowledge
                 continue
-            gen, mid, qos = token
+            gen, mid, qos, ward, reading = token
             if qos and gen == generation:
                 self.client.ack(mid, qos)
+            if reading is not None:
+                handled.append((ward, reading))
             acked += 1
         self.counts["acked"] += acked
+        if handled:
+            with self._wm_lock:
+                for ward, (device, seq, low) in handled:
+                    self.watermarks.handled(ward, device, seq, low)
+            self.publish_watermarks(int(time.time() * 1000))
+
+    def publish_watermarks(self, now_ms: int) -> None:
+        """Publish the watermarks that moved and are due (retained, QoS 1); the service's 1 s
+        loop calls it too, for those held back by the interval."""
+        with self._wm_lock:
+            due = self.watermarks.due(now_ms)
+        prefix = self.cfg.mqtt.prefix
+        for ward, device, mark in due:
+            payload = b'{"v":1,"dev":"%s","seq":%d}' % (device.encode(), mark)
+            self.client.publish(f"{prefix}/{ward}/{device}/durable", payload, qos=1, retain=True)
+        self.counts["watermarks"] += len(due)

@@ -93,6 +93,7 @@ class Gateway:
                 self.ingest.route(commands.command_topic(cfg.mqtt.prefix, ward, "+"), self.alarms.on_command_message,
                                   kind="command")
         self.started = time.monotonic()
+        self.lags: dict[str, tuple[int, bool]] = {}  # ward -> (ingest lag ms, simulated), each second
         self._stop = threading.Event()
         self._health: ThreadingHTTPServer | None = None
 
@@ -128,6 +129,7 @@ class Gateway:
             "spool_batches": len(self.spool),
             "spool_bytes": self.spool.bytes,
             "pending": self.writer.pending,
+            "ingest_lag_ms": {ward: lag for ward, (lag, _) in self.lags.items()},
             "counts": dict(self.ingest.counts),
             "rejected": dict(self.ingest.rejects),
             "writer": dict(self.writer.stats),
@@ -195,9 +197,12 @@ class Gateway:
                 notified = True
             if watchdog and alive:
                 sd_notify("WATCHDOG=1")
+            now_ms = time.time_ns() // 1_000_000
+            self.ingest.publish_watermarks(now_ms)
+            self.lags = self.ingest.lag.lags(now_ms)
             if self.alarms is not None:
                 try:
-                    self.alarms.tick(time.time_ns() // 1_000_000)
+                    self.alarms.tick(now_ms, self.lags)
                 except Exception:
                     log.exception("alarm tick failed")
             now = time.monotonic()
@@ -217,6 +222,7 @@ class Gateway:
             "spool_batches": len(self.spool),
             "pending": self.writer.pending,
             "write_ms": round(self.writer.last_write_ms, 2),
+            "ingest_lag_ms": max((lag for lag, _ in self.lags.values()), default=0),
         }
         return lineproto.gateway(fields, self.cfg.instance, time.time_ns())
 

@@ -15,8 +15,7 @@ import time
 
 import msgspec
 
-from ..clinical.alarmload import DAY_MS, Report, compute, event_from_row
-from ..contract import UNASSIGNED
+from ..clinical.alarmload import DAY_MS, NOT_BEDS, Report, compute, event_from_row
 from ..influxql import InfluxQL, quote_string
 
 # Look back this far before the window for alarms raised earlier and still active in it.
@@ -73,7 +72,7 @@ def fetch(
         f"SELECT * FROM alarm WHERE time >= {since_ms - lookback_ms}ms AND time < {since_ms}ms{w}"
         " AND (event = 'raised' OR event = 'cleared')"
     )
-    events = [e for e in map(event_from_row, rows) if e is not None and e.bed != UNASSIGNED]
+    events = [e for e in map(event_from_row, rows) if e is not None and e.bed not in NOT_BEDS]
 
     # first()/last() without GROUP BY time() return the selected point's own timestamp.
     first = db.rows(f"SELECT first(seq) FROM vitals WHERE {window} GROUP BY ward, bed")
@@ -82,7 +81,7 @@ def fetch(
     monitored: dict[tuple[str, str], int] = {}
     for r in last:
         key = (r.get("ward", ""), r.get("bed", ""))
-        if key[1] and key[1] != UNASSIGNED and key in starts:
+        if key[1] and key[1] not in NOT_BEDS and key in starts:
             monitored[key] = max(0, r["time"] - starts[key])
     return events, monitored
 

@@ -30,8 +30,9 @@ Definitions (also carried in every report as ``definitions``):
 * Simulated: an alarm is simulated when any of its events has ``simulated=true``;
   ``simulated_alarms`` counts simulated alarms raised in the window, and
   ``includes_simulated`` is true when any figure includes a simulated alarm.
-* Bed: a (ward, bed) pair; bed ``unassigned`` is a device without a bed, not a bed, and is
-  left out of every figure. ``beds`` counts beds with readings or alarm activity in the
+* Bed: a (ward, bed) pair; bed ``unassigned`` is a device without a bed and bed ``-`` holds
+  alarms about a whole ward (``alarms_delayed``): neither is a bed, and both are left out of
+  every figure. ``beds`` counts beds with readings or alarm activity in the
   window.
 * Bed-days: per bed, time from its first to its last ``vitals`` reading inside the window
   (gaps in between count as monitored), summed over beds, divided by 86,400 s. A bed with
@@ -48,10 +49,12 @@ from datetime import datetime, timezone
 
 import msgspec
 
-from ..contract import UNASSIGNED
+from ..contract import UNASSIGNED, WARD_LEVEL
 from .rules import PRIORITIES, PRIORITY_RANK
 
 DAY_MS = 86_400_000
+# Devices without a bed, and alarms about a whole ward (alarms_delayed): not a bed's load.
+NOT_BEDS = (UNASSIGNED, WARD_LEVEL)
 
 DEFINITIONS = {
     "window": "[since, until) in epoch ms; until is the time the report ran",
@@ -64,7 +67,7 @@ DEFINITIONS = {
     "priority": "highest priority the alarm reached",
     "bed_days": (
         "per bed, first to last vitals reading inside the window, summed, / 86400 s; "
-        "bed 'unassigned' excluded"
+        "bed 'unassigned' (no bed) and '-' (ward-level alarms) excluded"
     ),
     "top_beds": "by alarms desc, then time active desc, then ward, bed asc",
 }
@@ -181,7 +184,7 @@ def compute(
         raise ValueError("until_ms must be after since_ms")
     alarms: dict[str, _Alarm] = {}
     for e in sorted(events, key=lambda e: e.time_ms):
-        if e.bed == UNASSIGNED or e.time_ms >= until_ms:
+        if e.bed in NOT_BEDS or e.time_ms >= until_ms:
             continue
         a = alarms.get(e.alarm_id)
         if a is None:
@@ -196,7 +199,7 @@ def compute(
         a.rank = max(a.rank, PRIORITY_RANK.get(e.priority, 0))
         a.simulated = a.simulated or e.simulated
 
-    monitored = {k: v for k, v in monitored_ms.items() if k[1] != UNASSIGNED and v > 0}
+    monitored = {k: v for k, v in monitored_ms.items() if k[1] not in NOT_BEDS and v > 0}
     bed_days = {k: v / DAY_MS for k, v in monitored.items()}
     total_bed_days = sum(monitored.values()) / DAY_MS  # one division: no float drift
 

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from ..contract import Reading, Status
+from ..contract import WARD_LEVEL, Reading, Status
 from . import news2 as news2_score
 from .rules import PRIORITY_RANK, RULES, Layer, Level, Limits, Rule, Setting, levels, past
 
@@ -118,6 +118,8 @@ def _fmt(param: str, value: float | None) -> str:
         return f"{value:.1f}"
     if param == "sqi":
         return f"{value:.2f}"
+    if param == "lag":
+        return f"{value:.1f}"
     return f"{value:g}"
 
 
@@ -217,6 +219,8 @@ class Engine:
         self.median_ms = int(median_s * 1000)
         self.beds: dict[tuple[str, str], Bed] = {}
         self.patients: dict[str, tuple[str, str]] = {}
+        # Per ward, a bed-like holder (bed id WARD_LEVEL) for alarms about the whole ward.
+        self.wards: dict[str, Bed] = {}
 
     def settings(self, ward: str, bed: str) -> dict[str, Setting]:
         """The settings the bed's alarms run on now: its patient's, or the ward/bed layers'."""
@@ -361,21 +365,40 @@ class Engine:
         for bed in self.beds.values():
             age_s = float("inf") if bed.will else (now_ms - bed.last_seen_ms) / 1000
             self._eval(bed, "device_offline", age_s, now_ms, now_ms, out)
+        for bed in self._holders():
             for alarm in bed.alarms.values():
                 if alarm.state == "acked" and now_ms - alarm.notice_ms >= self.remind_ms:
                     alarm.notice_ms = now_ms
                     out.append(AlarmEvent("reminder", now_ms, _copy(alarm)))
         return out
 
+    def ward_lag(self, ward: str, lag_s: float | None, simulated: bool, now_ms: int) -> list:
+        """The ward's ingest lag in s (``gateway.lag``; None: no synced reading lately) drives
+        its ``alarms_delayed`` alarm. Without a value an active alarm holds, as for a bed."""
+        holder = self.wards.get(ward)
+        if holder is None:
+            if lag_s is None:
+                return []
+            holder = self.wards[ward] = Bed(ward, WARD_LEVEL, "", 1, {}, self.limits, now_ms)
+        holder.simulated = simulated
+        out: list = []
+        self._eval(holder, "alarms_delayed", lag_s, now_ms, now_ms, out)
+        return out
+
+    def _holders(self):
+        """Every bed with a patient, then every ward's holder of ward-level alarms."""
+        yield from self.beds.values()
+        yield from self.wards.values()
+
     def ack(self, alarm_id: str, user: str, now_ms: int) -> list:
-        for bed in self.beds.values():
+        for bed in self._holders():
             for alarm in bed.alarms.values():
                 if alarm.id == alarm_id:
                     return self._ack(bed, alarm, user, now_ms)
         raise EngineError(f"no active alarm {alarm_id}")
 
     def ack_bed(self, ward: str, bed_id: str, user: str, now_ms: int) -> list:
-        bed = self.beds.get((ward, bed_id))
+        bed = self.wards.get(ward) if bed_id == WARD_LEVEL else self.beds.get((ward, bed_id))
         if bed is None:
             raise EngineError(f"no patient admitted to {ward}/{bed_id}")
         out: list = []
@@ -388,7 +411,7 @@ class Engine:
         """Alarms not yet cleared, highest priority first, then oldest first."""
         out = [
             a
-            for b in self.beds.values()
+            for b in self._holders()
             if (ward is None or b.ward == ward) and (bed is None or b.bed == bed)
             for a in b.alarms.values()
         ]
@@ -485,6 +508,11 @@ class Engine:
         elif code == "device_offline":
             alarm.limit = None
             alarm.message = "Device offline (status offline or last will)" if bed.will else f"No data for {level.limit:g} s"
+        elif code == "alarms_delayed":
+            alarm.message = (
+                f"Alarms delayed: readings reach the gateway {_fmt('lag', previous if value is None else value)} s "
+                f"after they are measured (> {level.limit:g} s)"
+            )
         elif code == "clock_unsynced":
             alarm.limit = None
             alarm.message = f"Clock not synced for {level.delay_s:g} s"

@@ -138,6 +138,10 @@ RULES: dict[str, Rule] = {
         ),
         # tq = 0 for 5 min (project default, docs/clinical.md).
         Rule("clock_unsynced", "technical", "unsynced", ">=", _s(limit=1, clear=1, delay_s=300, priority="low", latch=False)),
+        # Not in docs/clinical.md (project default). A whole ward's alarms reach displays late:
+        # readings arrive more than 5 s after they were measured (median over the ward's
+        # devices); medium like device offline, whose consequence (alarms missing) it shares.
+        Rule("alarms_delayed", "technical", "lag", ">", _s(limit=5, clear=2, delay_s=0, priority="medium", latch=False)),
         # Not in docs/clinical.md. Medium: the registered bed gets none of this device's readings,
         # the same consequence as device offline, which is medium.
         Rule("misconfigured", "technical", "misplaced", ">=", _s(limit=1, clear=1, delay_s=0, priority="medium", latch=False)),

@@ -105,9 +105,16 @@ class AlarmService:
         with self._lock:
             self._emit(self.engine.status(ward, s, now_ms))
 
-    def tick(self, now_ms: int) -> None:
+    def tick(self, now_ms: int, lags: dict[str, tuple[int, bool]] | None = None) -> None:
+        """The 1 s loop: timeouts and reminders, and each ward's ingest lag (``gateway.lag``:
+        ward -> (median lag ms, simulated)); a ward without one holds its lag alarm."""
+        lags = lags or {}
         with self._lock:
-            self._emit(self.engine.tick(now_ms))
+            events = self.engine.tick(now_ms)
+            for ward in sorted(set(lags) | set(self.engine.wards)):
+                lag = lags.get(ward)
+                events += self.engine.ward_lag(ward, lag[0] / 1000 if lag else None, bool(lag and lag[1]), now_ms)
+            self._emit(events)
 
     def on_command(self, ward: str, account: str, payload: bytes, now_ms: int) -> None:
         """Decode, apply, persist with its audit row, then reply on the account's reply topic."""

@@ -369,3 +369,27 @@ def test_the_gateway_refuses_to_start_with_a_bad_limits_file(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert f"alarms.limits_file: {limits}:3: ward.w1.hr_high.clear: 130 must be <= limit 120" in proc.stderr
+
+
+def test_a_wards_ingest_lag_raises_alarms_delayed_and_clears_past_the_hysteresis():
+    e = engine()
+    assert e.ward_lag("w1", None, False, 0) == []  # nothing known, nothing held
+    assert e.ward_lag("w1", 4.9, False, 1_000) == []
+    raised = e.ward_lag("w1", 7.5, False, 2_000)
+    assert names(raised) == [("raised", "alarms_delayed")]
+    a = raised[0].alarm
+    assert (a.ward, a.bed, a.kind, a.priority) == ("w1", "-", "technical", "medium")
+    assert a.message == "Alarms delayed: readings reach the gateway 7.5 s after they are measured (> 5 s)"
+    assert [x.code for x in e.active("w1")] == ["alarms_delayed"]  # listed with the ward's alarms
+    assert e.ward_lag("w1", None, False, 3_000) == []  # no value: the alarm holds
+    assert e.ward_lag("w1", 3.0, False, 4_000) == []  # inside the hysteresis (clears at <= 2 s)
+    assert names(e.ward_lag("w1", 1.5, False, 5_000)) == [("cleared", "alarms_delayed")]
+    assert e.active("w1") == []
+
+
+def test_a_ward_level_alarm_is_acknowledged_and_reminds_like_any_other():
+    e = engine(remind_s=120)
+    alarm_id = e.ward_lag("w1", 9.0, True, 0)[0].alarm.id
+    assert names(e.ack(alarm_id, "nurse", 1_000)) == [("acked", "alarms_delayed")]
+    assert names(e.tick(121_000), "alarms_delayed") == [("reminder", "alarms_delayed")]
+    assert names(e.ack_bed("w1", "-", "nurse", 122_000)) == []  # already acknowledged
