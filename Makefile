@@ -7,7 +7,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: deps venv npm test demo bench bench-ppg bench-alarms clean
+.PHONY: deps venv npm test demo bench bench-ppg bench-alarms bench-broker clean
 
 deps:
 	@sh provisioning/stack/install-deps.sh
@@ -56,6 +56,9 @@ bench-ppg: venv
 
 bench-alarms: venv
 	$(PY) bench/alarm_latency.py
+
+bench-broker: venv
+	$(PY) bench/broker_persistence.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info tests/firmware/mpy/node_modules tests/firmware/typecheck/node_modules .stubs .run

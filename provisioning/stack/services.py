@@ -115,9 +115,13 @@ class Mosquitto(_Process):
 
     name = "mosquitto"
 
-    def __init__(self, workdir: Path, users: dict[str, str] | None = None, port: int | None = None):
+    def __init__(self, workdir: Path, users: dict[str, str] | None = None, port: int | None = None,
+                 autosave: tuple[str, ...] = ("autosave_on_changes true", "autosave_interval 1000")):
         super().__init__(workdir)
         self.port = port or free_port()
+        # How persistence is saved (Mosquitto writes its whole database each time); the
+        # deployment's setting by default (provisioning/mosquitto/wardwatch.conf).
+        self.autosave = autosave
         self.users = dict(users or {})
         self.users.setdefault(GATEWAY_USER, secrets.token_urlsafe(16))
         self.users.setdefault(TESTER_USER, secrets.token_urlsafe(16))
@@ -150,7 +154,7 @@ class Mosquitto(_Process):
                     f"listener {self.port} 127.0.0.1",
                     "persistence true",
                     f"persistence_location {data}/",
-                    "autosave_interval 300",
+                    *self.autosave,
                     "max_queued_messages 1000000",
                     "max_queued_bytes 0",
                     "max_inflight_messages 1000",

@@ -70,6 +70,9 @@ def test_deployment_configs_are_secure_by_default():
     assert re.search(r"^allow_anonymous false$", conf, re.M)
     assert re.search(r"^listener 8883$", conf, re.M) and "certfile" in conf
     assert re.search(r"^persistence true$", conf, re.M)
+    # Saved on changes, not on a timer: a killed broker still knows the gateway's session.
+    assert re.search(r"^autosave_on_changes true$", conf, re.M)
+    assert int(re.search(r"^autosave_interval (\d+)$", conf, re.M).group(1)) <= 1000
     queued = int(re.search(r"^max_queued_messages (\d+)$", conf, re.M).group(1))
     assert queued > 1000  # Mosquitto's default loses a ward's readings within a minute
     example = config.load(REPO / "gateway" / "gateway.example.toml", env={})
