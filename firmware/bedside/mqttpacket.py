@@ -11,6 +11,15 @@ Who calls it: ``bedside.mqtt``, ``bench/alarm_latency.py`` (on plain sockets) an
 tests. The broker's side (CONNECT and SUBSCRIBE parsing, CONNACK, SUBACK, PINGRESP) is test
 code, ``tests/firmware/brokerpackets.py``: a board flashes only what it runs. Nothing here
 allocates more than the packet it builds.
+
+What the encoders refuse (ValueError), so that nothing a broker would disconnect for goes on
+the wire: a topic name that is empty, holds ``+``, ``#`` or U+0000, is not well-formed UTF-8
+or holds a code point Mosquitto refuses (controls, surrogates, non-characters; MQTT 1.5.3,
+4.7.3) or is over 65535 bytes; a topic filter with misplaced wildcards; QoS 2 anywhere the
+client would have to run its flow (PUBLISH, SUBSCRIBE: not implemented); a packet id
+outside 1..65535; an empty client id with a persistent session (MQTT-3.1.3-7); a will QoS
+outside 0..2. A will at QoS 2 is allowed: the broker alone delivers a will, the client takes
+no part in its flow.
 """
 
 from struct import pack, unpack_from
@@ -20,6 +29,7 @@ CONNACK = 2
 PUBLISH = 3
 PUBACK = 4
 SUBACK = 9
+PINGRESP = 13
 
 MAX_REMAINING = 268435455  # 4 varint bytes
 
@@ -51,6 +61,83 @@ def _field(s):
     if len(s) > 65535:
         raise ValueError("field longer than 65535 bytes")
     return pack("!H", len(s)) + s
+
+
+def _utf8_ok(b):
+    """True when ``b`` is well-formed UTF-8 without the code points Mosquitto refuses in a
+    string (U+0000..U+001F, U+007F..U+009F, surrogates, non-characters). Walks the bytes (ints)
+    rather than decoding: MicroPython's decode() lets surrogates and overlong forms through."""
+    i = 0
+    n = len(b)
+    while i < n:
+        c = b[i]
+        if c < 0x80:
+            if c < 0x20 or c == 0x7F:
+                return False
+            i += 1
+            continue
+        if 0xC2 <= c <= 0xDF:
+            k, cp, low = 1, c & 0x1F, 0x80
+        elif 0xE0 <= c <= 0xEF:
+            k, cp, low = 2, c & 0x0F, 0x800
+        elif 0xF0 <= c <= 0xF4:
+            k, cp, low = 3, c & 0x07, 0x10000
+        else:
+            return False
+        if i + k >= n:
+            return False
+        for j in range(1, k + 1):
+            d = b[i + j]
+            if d & 0xC0 != 0x80:
+                return False
+            cp = (cp << 6) | (d & 0x3F)
+        if (cp < low or cp > 0x10FFFF or cp <= 0x9F or 0xD800 <= cp <= 0xDFFF
+                or 0xFDD0 <= cp <= 0xFDEF or cp & 0xFFFE == 0xFFFE):
+            return False
+        i += k + 1
+    return True
+
+
+def topic_name(topic):
+    """``topic`` as bytes, checked as a PUBLISH topic name (see the module doc); ValueError
+    naming the problem otherwise."""
+    t = _b(topic)
+    if not t:
+        raise ValueError("empty topic name")
+    if b"+" in t or b"#" in t:
+        raise ValueError("wildcard in topic name %r" % (topic,))
+    if len(t) > 65535:
+        raise ValueError("topic name longer than 65535 bytes")
+    if not _utf8_ok(t):
+        raise ValueError("topic name %r is not valid MQTT UTF-8 (NUL, control or ill-formed)" % (topic,))
+    return t
+
+
+def topic_filter(topic):
+    """``topic`` as bytes, checked as a SUBSCRIBE topic filter: as a topic name, except that
+    ``+`` may fill a whole level and ``#`` only the last one (MQTT 4.7.1)."""
+    t = _b(topic)
+    if not t or len(t) > 65535 or not _utf8_ok(t):
+        raise ValueError("invalid topic filter %r" % (topic,))
+    n = len(t)
+    for i in range(n):
+        c = t[i]
+        if c == 0x2B or c == 0x23:  # + or #
+            if (i and t[i - 1] != 0x2F) or (i + 1 < n and t[i + 1] != 0x2F) or (c == 0x23 and i + 1 != n):
+                raise ValueError("misplaced wildcard in topic filter %r" % (topic,))
+    return t
+
+
+def _qos(qos, most=1):
+    if qos is True or qos is False or qos not in (0, 1, 2)[: most + 1]:
+        raise ValueError("QoS %r not supported (0..%d)" % (qos, most))
+    return qos
+
+
+def _pid(pid):
+    if not isinstance(pid, int) or not 0 < pid <= 65535:
+        raise ValueError("packet id %r outside 1..65535" % (pid,))
+    return pid
 
 
 def varint(n):
@@ -113,13 +200,18 @@ def split(buf, pos=0):
 
 def connect(client_id, keepalive=60, clean=True, user=None, password=None, will=None):
     """CONNECT. ``keepalive`` in s (0..65535). ``will`` is None or
-    ``(topic, payload, qos, retain)``. A password needs a user (3.1.2.9)."""
+    ``(topic, payload, qos, retain)``, qos 0..2. A password needs a user (3.1.2.9); an empty
+    ``client_id`` needs ``clean`` (MQTT-3.1.3-7)."""
+    if not _b(client_id) and not clean:
+        raise ValueError("an empty client id needs a clean session")
+    if not 0 <= keepalive <= 65535:
+        raise ValueError("keepalive outside 0..65535 s")
     flags = 0x02 if clean else 0
     payload = _field(client_id)
     if will is not None:
         topic, msg, qos, retain = will
-        flags |= 0x04 | (qos << 3) | (0x20 if retain else 0)
-        payload += _field(topic) + _field(msg)
+        flags |= 0x04 | (_qos(qos, 2) << 3) | (0x20 if retain else 0)
+        payload += _field(topic_name(topic)) + _field(msg)
     if user is not None:
         flags |= 0x80
         payload += _field(user)
@@ -151,11 +243,11 @@ def parse_connack(body):
 
 def publish(topic, payload, qos=0, retain=False, dup=False, pid=0):
     """PUBLISH. ``qos`` 0 or 1; ``pid`` (1..65535) only for QoS 1; ``dup`` marks a resend."""
-    first = 0x30 | (qos << 1) | (1 if retain else 0) | (0x08 if dup else 0)
-    topic = _b(topic)
+    first = 0x30 | (_qos(qos) << 1) | (1 if retain else 0) | (0x08 if dup else 0)
+    topic = topic_name(topic)
     payload = _b(payload)
     if qos:
-        head = pack("!H", len(topic)) + topic + pack("!H", pid)
+        head = pack("!H", len(topic)) + topic + pack("!H", _pid(pid))
     else:
         head = pack("!H", len(topic)) + topic
     return bytes((first,)) + varint(len(head) + len(payload)) + head + payload
@@ -181,7 +273,7 @@ def parse_publish(flags, body):
 
 
 def puback(pid):
-    return pack("!BBH", 0x40, 2, pid)
+    return pack("!BBH", 0x40, 2, _pid(pid))
 
 
 def parse_pid(body):
@@ -194,10 +286,12 @@ def parse_pid(body):
 # --- SUBSCRIBE / SUBACK ----------------------------------------------------------------
 
 def subscribe(pid, topics):
-    """SUBSCRIBE for ``topics``: a list of ``(topic_filter, qos)``."""
-    body = pack("!H", pid)
+    """SUBSCRIBE for ``topics``: a non-empty list of ``(topic_filter, qos)``, qos 0 or 1."""
+    if not topics:
+        raise ValueError("SUBSCRIBE needs a topic")
+    body = pack("!H", _pid(pid))
     for topic, qos in topics:
-        body += _field(topic) + bytes((qos,))
+        body += _field(topic_filter(topic)) + bytes((_qos(qos),))
     return _packet(0x82, body)
 
 

@@ -110,7 +110,8 @@ def test_connack_subscribe_suback_round_trips():
     assert mp.parse_pid(_one(mp.puback(65535))[2]) == 65535
 
 
-topics = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00+#"), min_size=1, max_size=80)
+# Valid topic names: no surrogates, controls (Cc) or non-characters (Cn), nor wildcards.
+topics = st.text(st.characters(blacklist_categories=("Cs", "Cc", "Cn"), blacklist_characters="+#"), min_size=1, max_size=80)
 
 
 @settings(max_examples=200, deadline=None)
@@ -157,3 +158,56 @@ def test_malformed_bodies():
         mp.parse_connack(b"\x00")
     with pytest.raises(mp.MalformedPacket):
         bp.parse_connect(b"\x00\x04MQTT\x03\x02\x00\x00")  # MQTT 3.1.0 level
+
+
+# Issue 9 items 10-11: what the encoders refuse, so that it never reaches a broker.
+BAD_TOPIC_NAMES = ["", "a/+/b", "+", "a/#", "#", "a\x00b", b"a\xffb", b"\xed\xa0\x80", b"\xc0\x80", "a\x01b",
+                   "a\x7fb", "a\u0085b", "a\ufffeb", "a\ufdd0b", "\ud800", "a" * 65536]
+
+
+@pytest.mark.parametrize("topic", BAD_TOPIC_NAMES, ids=[repr(t)[:20] for t in BAD_TOPIC_NAMES])
+def test_bad_topic_names_are_refused(topic):
+    with pytest.raises(ValueError):
+        mp.topic_name(topic)
+    with pytest.raises(ValueError):
+        mp.publish(topic, b"x", 1, False, False, 1)
+    with pytest.raises(ValueError):
+        mp.connect("c", 30, True, None, None, (topic, b"off", 1, True))
+
+
+def test_good_topic_names_and_filters():
+    for t in ["a", "/", "a//b", "wardwatch/v1/w1/bed-01/vitals", "$SYS/x", "é/€/😀", "a b", "a" * 65535]:
+        assert mp.topic_name(t) == t.encode()
+    for f in ["#", "+", "a/#", "+/+/b", "a/+", "/+/#"]:
+        assert mp.topic_filter(f) == f.encode()
+    for f in ["", "a#", "a/#/b", "a+", "a/+b", "#/a", "a\x00"]:
+        with pytest.raises(ValueError):
+            mp.topic_filter(f)
+
+
+@pytest.mark.parametrize("what,build", [
+    ("empty client id with a persistent session (MQTT-3.1.3-7)", lambda: mp.connect("", 30, False)),
+    ("will QoS 3", lambda: mp.connect("c", 30, True, None, None, ("t", b"off", 3, True))),
+    ("will QoS -1", lambda: mp.connect("c", 30, True, None, None, ("t", b"off", -1, True))),
+    ("will QoS True", lambda: mp.connect("c", 30, True, None, None, ("t", b"off", True, True))),
+    ("keepalive over 65535 s", lambda: mp.connect("c", 65536)),
+    ("PUBLISH QoS 1 packet id 0", lambda: mp.publish("a", b"x", 1, False, False, 0)),
+    ("PUBLISH QoS 1 packet id 65536", lambda: mp.publish("a", b"x", 1, False, False, 65536)),
+    ("PUBLISH QoS 2 (not implemented)", lambda: mp.publish("a", b"x", 2, False, False, 1)),
+    ("PUBLISH QoS 3", lambda: mp.publish("a", b"x", 3)),
+    ("PUBACK packet id 0", lambda: mp.puback(0)),
+    ("SUBSCRIBE QoS 2 (not implemented)", lambda: mp.subscribe(1, [("a/#", 2)])),
+    ("SUBSCRIBE packet id 0", lambda: mp.subscribe(0, [("a/#", 1)])),
+    ("SUBSCRIBE without a topic", lambda: mp.subscribe(1, [])),
+], ids=lambda v: v if isinstance(v, str) else "")
+def test_encoders_refuse_what_the_spec_or_the_client_does_not_allow(what, build):
+    with pytest.raises(ValueError):
+        build()
+
+
+def test_allowed_edges_still_encode():
+    # An empty client id is fine with a clean session (the broker assigns one).
+    assert mp.connect("", 30, True) == bytes.fromhex("100c00044d5154540402001e0000")
+    # A will at QoS 2 is the broker's to deliver; the client takes no part in its flow.
+    assert bp.parse_connect(mp.connect("c", 30, True, None, None, ("t", b"off", 2, False))[2:])["will"] == ("t", b"off", 2, False)
+    assert mp.publish("a", b"x", 0, False, False, 0) == bytes.fromhex("3004 0001 61 78".replace(" ", ""))
