@@ -9,7 +9,8 @@ MAX30102 and a MAX30205 or DS18B20 through ``bedside.pulseox``, or simulated vit
 - seq: kept across reboots in ``seq.a``/``seq.b`` by block reservations (``bedside.seqstore``);
 - watchdog: fed once a second only while the sampler and the network make progress
   (``bedside.heartbeat``); a wedged board resets itself;
-- status LED: on while connected to the broker, blinking while not.
+- status LED: on while connected to the broker, blinking once a second while not, flashing
+  fast while the broker refuses the device for good (bad credentials, not authorised).
 
 On the host, ``wardsim.install_stubs()`` supplies ``machine`` and ``network``.
 """
@@ -66,6 +67,25 @@ async def _sync_time(board):
         await asyncio.sleep(43200 if ok else 30)
 
 
+# Status LED steps for one second: (on, ms), ...
+LED_CONNECTED = ((True, 1000),)
+LED_REFUSED = ((True, 100), (False, 100)) * 5  # fast: someone must fix the credentials
+LED_OFF = ((False, 1000),)
+LED_ON = ((True, 1000),)
+
+
+def led_steps(app, second):
+    """The LED's steps for the ``second``-th second of ``_supervise``: on when connected,
+    fast flashing while the broker refuses the device for good (``client.refusing``), else
+    on and off on alternate seconds."""
+    c = app.client
+    if app.connected():
+        return LED_CONNECTED
+    if c is not None and c.refusing:
+        return LED_REFUSED
+    return LED_ON if second & 1 else LED_OFF
+
+
 def _progress(app):
     """Counters that move while the network side works: connects, failed attempts, acks."""
     c = app.client
@@ -76,9 +96,7 @@ def _progress(app):
 
 async def _supervise(board, app, store, margin):
     """Once a second: feed the watchdog if healthy, reserve seq blocks, drive the LED."""
-    import asyncio
-
-    from bedside.clock import ticks_ms
+    from bedside.clock import sleep_ms, ticks_ms
     from bedside.heartbeat import Heartbeats
 
     period_ms = int(1000 / app.cfg["rate_hz"])
@@ -86,7 +104,7 @@ async def _supervise(board, app, store, margin):
     # keepalive; anything far longer means the client is wedged.
     beats = Heartbeats({"sampler": max(5000, 5 * period_ms), "network": 120000})
     last_seq = last_net = None
-    blink = False
+    second = 0
     board.watchdog()
     while True:
         now = ticks_ms()
@@ -103,9 +121,10 @@ async def _supervise(board, app, store, margin):
             print("watchdog: not fed, stale:", beats.stale(now))
         if store is not None:
             store.note((app.seq - 1) & 0xFFFFFFFF, margin)
-        blink = not blink
-        board.led(app.connected() or blink)
-        await asyncio.sleep(1)
+        second += 1
+        for on, ms in led_steps(app, second):
+            board.led(on)
+            await sleep_ms(ms)
 
 
 def sensors_for(board, cfg):

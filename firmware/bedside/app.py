@@ -31,6 +31,7 @@ from . import VERSION
 from . import board as board_mod
 from . import clock
 from .mqtt import MQTTClient, MQTTError
+from .mqttpacket import topic_name
 from .outbox import Outbox
 from .reading import DEFAULT_PREFIX, Encoder, status, topic, valid_id, will
 
@@ -63,7 +64,9 @@ MAX_RATE_HZ = 1000
 
 
 def check_config(cfg):
-    """Validate a config dict and return a new one with every default filled in."""
+    """Validate a config dict and return a new one with every default filled in. ``dev``,
+    ``ward`` and ``prefix`` must make valid MQTT topic names (``mqttpacket.topic_name``):
+    a topic the broker refuses would cost the device its connection on every publish."""
     out = dict(DEFAULTS)
     out.update(cfg)
     broker = dict(BROKER_DEFAULTS)
@@ -73,6 +76,14 @@ def check_config(cfg):
         raise ValueError("dev: need a device id [a-z0-9][a-z0-9-]{2,31}, got %r" % (out.get("dev"),))
     if not valid_id(out.get("ward"), 1):
         raise ValueError("ward: need a ward id [a-z0-9][a-z0-9-]{0,31}, got %r" % (out.get("ward"),))
+    prefix = out["prefix"]
+    if not isinstance(prefix, str) or prefix[:1] == "$" or "" in prefix.split("/"):
+        raise ValueError("prefix: need levels joined by '/', none empty, not starting with '$', got %r" % (prefix,))
+    for kind in ("vitals", "status", "config"):
+        try:
+            topic_name(topic(prefix, out["ward"], out["dev"], kind))
+        except ValueError as e:
+            raise ValueError("prefix: %s" % (e,))
     if not broker.get("host"):
         raise ValueError("broker.host is required")
     if broker["port"] is None:
@@ -143,6 +154,7 @@ class App:
         self.seq = cfg["seq"]  # the next reading's seq
         self.acked = 0  # readings acknowledged by the broker, since the App was made
         self.lost = 0  # readings in RAM when the power went off
+        self.refused = 0  # readings the broker refused (dropped by the client), all boots
         self._dropped_before = 0  # outbox drops in earlier (simulated) boots
         self.outbox = None
         self.client = None
@@ -177,14 +189,15 @@ class App:
         return self.client is not None and self.client.isconnected()
 
     def stats(self):
-        """``{"seq_next", "acked", "dropped", "outbox", "lost"}``. With no power events
-        and no seq wrap: seq_next - first seq == acked + dropped + outbox."""
+        """``{"seq_next", "acked", "dropped", "outbox", "lost", "refused"}``. With no power
+        events and no seq wrap: seq_next - first seq == acked + dropped + refused + outbox."""
         return {
             "seq_next": self.seq,
             "acked": self.acked,
             "dropped": self.dropped,
             "outbox": self.outbox_len,
             "lost": self.lost,
+            "refused": self.refused,
         }
 
     # -- life cycle ---------------------------------------------------------------------
@@ -258,6 +271,7 @@ class App:
             on_ack=self._on_ack,
             on_message=self._on_message,
             log=self._log,
+            on_refused=self._on_refused,
         )
         if cfg["config_topic"]:
             await c.subscribe(self.topic_config, 1)
@@ -393,6 +407,15 @@ class App:
         if not self.outbox_len:
             self._drained.set()
 
+    def _on_refused(self, tag, why):
+        # In publish order, like _on_ack: the head is the refused reading; it is not retried.
+        self.outbox.pop()
+        self._sent -= 1
+        self.refused += 1
+        self._say("reading refused by the broker, dropped: %s" % why)
+        if not self.outbox_len:
+            self._drained.set()
+
     def _on_connect(self, client):
         if not self._stopping:
             self._status_ev.set()
@@ -415,7 +438,9 @@ class App:
     def status_payload(self):
         up = clock.ticks_diff(clock.ticks_ms(), self._boot_ms) // 1000
         b = self.board
-        return status(self.dev, VERSION, b.name, up, self.outbox_len, self.outbox.dropped, b.batt(), b.rssi())
+        c = self.client
+        return status(self.dev, VERSION, b.name, up, self.outbox_len, self.outbox.dropped, b.batt(), b.rssi(),
+                      c.msgs_refused, c.last_refusal)
 
     async def _status_loop(self):
         client = self.client

@@ -83,8 +83,10 @@ class Encoder:
         ).encode()
 
 
-def status(dev, fw, board, uptime_s, outbox, dropped, batt=None, rssi=None):
-    """The retained ``online`` status payload (bytes). ``board`` is esp32 | rp2 | host."""
+def status(dev, fw, board, uptime_s, outbox, dropped, batt=None, rssi=None, refused=0, refusal=None):
+    """The retained ``online`` status payload (bytes). ``board`` is esp32 | rp2 | host.
+    ``refused``: messages the broker refused (dropped, not retried) since boot; ``refusal``:
+    the text of the latest CONNACK refusal since boot, or None (docs/protocol.md)."""
     return json.dumps(
         {
             "v": 1,
@@ -97,6 +99,8 @@ def status(dev, fw, board, uptime_s, outbox, dropped, batt=None, rssi=None):
             "dropped": int(dropped),
             "batt": batt,
             "rssi": rssi,
+            "refused": int(refused),
+            "refusal": refusal,
         }
     ).encode()
 

@@ -11,7 +11,7 @@ import threading
 
 from bedside.app import App
 
-from .conftest import WARD, first_occurrences, wait
+from .conftest import DEVICES, WARD, first_occurrences, wait
 
 PREFIX = f"wardwatch/v1/{WARD}"
 
@@ -200,3 +200,25 @@ def test_seq_wraps_at_2_to_the_32(broker, aloop, reading_schema):
         assert sub.seqs()[:6] == [2**32 - 3, 2**32 - 2, 2**32 - 1, 0, 1, 2]
         for doc in sub.payloads("/vitals"):
             reading_schema.validate(doc)
+
+
+def test_a_refused_device_reports_the_refusal_in_its_status_once_accepted(broker, aloop, status_schema):
+    """Issue 9 item 11: while the broker refuses the device (bad password) it cannot publish
+    a status; the refusal is kept and shows in the first status after it is let in. The
+    status also carries ``refused`` (messages the broker refused), 0 here."""
+    cfg = broker.device_cfg("dev-04", broker={"password": "wrong", "backoff_max_ms": 300})
+    with broker.subscriber(f"{PREFIX}/dev-04/status") as sub:
+        app, fut = start_app(aloop, cfg)
+        wait(lambda: app.client is not None and app.client.refusing, 10, "refused connects")
+        broker.mosquitto.add_users({"dev-04": "wrong"})
+        try:
+            broker.restart()
+            wait(lambda: any("refusal" in s for s in sub.payloads("/status")), 15, "a status after the fix")
+            status = [s for s in sub.payloads("/status") if "refusal" in s][0]
+            status_schema.validate(status)
+            assert status["state"] == "online" and status["refused"] == 0
+            assert status["refusal"] in ("not authorized", "bad user name or password")
+            assert not app.client.refusing
+            stop_app(aloop, app, fut)
+        finally:
+            broker.mosquitto.add_users({"dev-04": DEVICES["dev-04"]})

@@ -88,3 +88,44 @@ def test_a_board_without_its_sensors_publishes_fault_and_nulls_never_numbers(bro
     assert all(d[k] is None for d in readings for k in ("hr", "spo2", "pi", "temp"))
     assert all(d["sim"] is False for d in readings)
     assert "thermometer:" in out  # the missing MAX30205 is reported once at boot
+
+
+def _main_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("board_main", FIRMWARE / "main.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_status_led_flashes_fast_while_the_broker_refuses_the_device():
+    """Issue 9 item 11: a device the broker refuses for good (bad credentials) cannot say so
+    in a status; the LED shows it: fast flashing, unlike the slow blink of a device that is
+    merely offline and the steady light of a connected one."""
+    import asyncio
+    import time
+    from types import SimpleNamespace
+
+    main = _main_module()
+    changes = []
+    board = SimpleNamespace(watchdog=lambda: None, feed=lambda: None,
+                            led=lambda on: changes.append((time.monotonic(), bool(on))))
+
+    def lit_changes(refusing, connected=False):
+        client = SimpleNamespace(refusing=refusing, connects=0, failures=0)
+        app = SimpleNamespace(cfg={"rate_hz": 1}, seq=0, acked=0, client=client, connected=lambda: connected)
+        changes.clear()
+
+        async def run():
+            task = asyncio.create_task(main._supervise(board, app, None, 10))
+            await asyncio.sleep(2.05)
+            task.cancel()
+
+        asyncio.run(run())
+        states = [on for t, on in changes]
+        return sum(1 for a, b in zip(states, states[1:]) if a != b)
+
+    assert lit_changes(refusing=True) >= 15  # ~5 flashes a second
+    assert lit_changes(refusing=False) <= 2  # on and off on alternate seconds
+    assert lit_changes(refusing=False, connected=True) == 0

@@ -50,6 +50,11 @@ def test_pure_modules_agree_with_cpython(micropython, tmp_path, monkeypatch):
             assert json.dumps(on_mpy[key]) == json.dumps(on_cpython[key]) or _close(on_mpy[key], on_cpython[key]), key
         else:
             assert on_mpy[key] == on_cpython[key], key
+    # issue 9 items 10-11: every bad topic, filter and packet is refused, the good ones not
+    assert on_cpython["bad_topics"] == [True] * 11 + [False] * 2
+    assert on_cpython["bad_filters"] == [True] * 3 + [False] * 2 + [True]
+    assert on_cpython["bad_packets"] == [True, False, True, False, True, True, False, True, True]
+    assert on_cpython["status_refused"]["refused"] == 2 and on_cpython["status_refused"]["refusal"] == "not authorized"
 
 
 def _close(a, b):
@@ -88,4 +93,5 @@ def test_config_parsing_agrees_with_cpython(micropython):
         runpy.run_path(str(HERE / "config_vectors.py"))
     on_cpython = _result(out.getvalue())
     assert on_mpy == on_cpython
-    assert [r[0] for r in on_mpy] == ["ok", "ok"] + ["error"] * 5
+    assert [r[0] for r in on_mpy] == ["ok", "ok"] + ["error"] * 5 + ["ok"] + ["error"] * 7
+    assert all(r[1].startswith("prefix: ") for r in on_mpy[-7:]), on_mpy[-7:]

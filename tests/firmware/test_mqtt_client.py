@@ -11,6 +11,9 @@ import signal
 import socket
 import time
 
+import pytest
+
+from bedside import mqttpacket as mp
 from bedside.mqtt import MQTTClient
 
 from .conftest import DEVICES, WARD, first_occurrences, wait
@@ -76,25 +79,105 @@ def test_abrupt_socket_death_makes_the_broker_publish_the_will(broker, aloop):
         aloop.run(c.disconnect())
 
 
-def test_wrong_password_is_refused_and_retried_with_backoff_not_a_crash(broker, aloop):
+def test_wrong_password_is_refused_for_good_backs_off_to_the_cap_and_is_remembered(broker, aloop):
+    """Issue 9 item 11: a permanent refusal (bad credentials) retries at backoff_max from the
+    first attempt on, shows as ``refusing``, and ``last_refusal`` outlives the fix."""
     lines = []
     c = make_client(broker, "dev-03", password="wrong", backoff_min_ms=100, backoff_max_ms=400, log=lines.append)
     aloop.call(c.start)
-    wait(lambda: c.refused >= 5, 15, "five refused connects")
-    assert not c.isconnected() and c.connects == 0
+    wait(lambda: c.refused >= 3, 15, "three refused connects")
+    assert not c.isconnected() and c.connects == 0 and c.refusing
     assert not c._task.done()  # the supervisor keeps trying
-    assert "not authorized" in c.last_error or "bad user name" in c.last_error
+    assert c.last_refusal in ("not authorized", "bad user name or password")
+    assert c.last_refusal in c.last_error
     delays = [int(d) for d in re.findall(r"retry in (\d+) ms", "\n".join(lines))]
-    # capped exponential backoff with equal jitter: attempt n waits in [d/2, d], d = min(100 * 2**(n-1), 400)
-    for n, d in enumerate(delays[:5], 1):
-        cap = min(100 * 2 ** (n - 1), 400)
-        assert cap // 2 <= d <= cap, (n, d)
+    # every retry waits in [cap/2, cap] with equal jitter: no quick first attempts
+    assert len(delays) >= 2 and all(200 <= d <= 400 for d in delays), delays
     # fixing the credential on the broker lets the same client in on its next attempt
     broker.mosquitto.add_users({"dev-03": "wrong"})
     broker.restart()
     wait(c.isconnected, 10, "connect after the password was fixed")
+    assert not c.refusing and c.last_refusal in ("not authorized", "bad user name or password")
     aloop.run(c.disconnect())
     broker.mosquitto.add_users({"dev-03": DEVICES["dev-03"]})
+
+
+def test_a_server_that_is_not_there_is_retried_with_exponential_backoff(aloop):
+    """A transient failure (nothing listening) grows the backoff from backoff_min."""
+    lines = []
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: connection refused
+    c = MQTTClient("dev-03", "127.0.0.1", port, backoff_min_ms=100, backoff_max_ms=400, log=lines.append)
+    aloop.call(c.start)
+    wait(lambda: c.failures >= 5, 10, "five failed connects")
+    aloop.run(c.disconnect())
+    delays = [int(d) for d in re.findall(r"retry in (\d+) ms", "\n".join(lines))]
+    for n, d in enumerate(delays[:5], 1):
+        cap = min(100 * 2 ** (n - 1), 400)
+        assert cap // 2 <= d <= cap, (n, d)
+    assert not c.refusing and c.last_refusal is None
+
+
+def test_publish_and_subscribe_refuse_bad_topics_and_qos2_before_queueing():
+    """Issue 9 items 10-11: nothing a broker would disconnect for is queued (it would be
+    re-sent first after every reconnect and block everything behind it)."""
+    c = MQTTClient("dev-01", "127.0.0.1", 1)
+
+    async def attempt(coro):
+        try:
+            await coro
+        except ValueError as e:
+            return str(e)
+
+    async def main():
+        out = []
+        for topic in ["", f"{PREFIX}/+/vitals", f"{PREFIX}/#", "a\x00b", b"a\xff", "a\x01"]:
+            for qos in (0, 1):
+                out.append(await attempt(c.publish(topic, b"x", qos=qos)))
+        out.append(await attempt(c.publish(f"{PREFIX}/dev-01/vitals", b"x", qos=2)))
+        out.append(await attempt(c.subscribe(f"{PREFIX}/dev-01/config", qos=2)))
+        out.append(await attempt(c.subscribe(f"{PREFIX}/dev-01/co#")))
+        return out
+
+    errors = asyncio.run(main())
+    assert all(errors), errors
+    assert any("QoS 2" in e for e in errors)
+    assert c.inflight == 0 and c._subs == []
+
+
+@pytest.mark.parametrize("bad_topic", ["#", "a\x01b"])
+def test_a_message_mosquitto_refuses_is_dropped_counted_and_blocks_nothing(broker, aloop, monkeypatch, bad_topic):
+    """Issue 9 item 10 against the real broker: a topic Mosquitto refuses (it closes the
+    connection) smuggled past publish's check. It is dropped with its reason and counted;
+    the messages before and after it are all delivered, in order."""
+    acked, refused = [], []
+    c = make_client(broker, "dev-01", max_inflight=4)
+    c.on_ack = acked.append
+    c.on_refused = lambda tag, why: refused.append((tag, why))
+    topic = f"{PREFIX}/dev-01/vitals"
+    with broker.subscriber(topic) as sub:
+        aloop.call(c.start)
+        wait(c.isconnected, 10, "client connected")
+
+        async def burst():
+            for i in range(8):
+                if i == 3:
+                    with monkeypatch.context() as m:
+                        m.setattr(mp, "topic_name", mp._b)  # skip the check
+                        await c.publish(f"{PREFIX}/dev-01/{bad_topic}", b'{"seq":3}', tag=3)
+                else:
+                    await c.publish(topic, b'{"seq":%d}' % i, tag=i)
+
+        aloop.run(burst())
+        wait(lambda: len(acked) + len(refused) == 8, 10, "every message acknowledged or refused")
+        assert acked == [0, 1, 2, 4, 5, 6, 7]
+        assert [t for t, why in refused] == [3] and bad_topic in refused[0][1]
+        assert c.msgs_refused == 1
+        wait(lambda: len(set(sub.seqs())) == 7, 10, "the seven good messages")
+        assert first_occurrences(sub.seqs()) == [0, 1, 2, 4, 5, 6, 7]
+        wait(c.isconnected, 10, "connected again")
+        aloop.run(c.disconnect())
 
 
 def test_a_frozen_broker_is_detected_by_keepalive_and_nothing_is_lost(broker, aloop):

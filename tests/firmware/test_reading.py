@@ -69,6 +69,10 @@ def test_status_and_will_validate(status_schema):
     online = json.loads(status("sim-w1-01", VERSION, "host", 12, 3, 0, None, -50))
     status_schema.validate(online)
     assert online["state"] == "online" and online["fw"] == VERSION
+    assert online["refused"] == 0 and online["refusal"] is None
+    refused = json.loads(status("sim-w1-01", VERSION, "host", 12, 3, 0, None, -50, 2, "not authorized"))
+    status_schema.validate(refused)  # the schema allows keys it does not list
+    assert refused["refused"] == 2 and refused["refusal"] == "not authorized"
     offline = json.loads(will("sim-w1-01"))
     status_schema.validate(offline)
     assert offline == {"v": 1, "dev": "sim-w1-01", "state": "offline"}

@@ -13,6 +13,15 @@ for cfg in [
     {"dev": "bed-01", "ward": "w1", "broker": {"host": "h"}, "rate_hz": 0},
     {"dev": "bed-01", "ward": "w1", "broker": {"host": "h"}, "outbox_cap": 3},
     {"dev": "bed-01", "ward": "w1", "broker": {"host": "h"}, "board": "pdp11"},
+    # issue 9 item 10: the prefix must make valid topic names
+    {"dev": "bed-01", "ward": "w1", "broker": {"host": "h"}, "prefix": "site-2/wardwatch/v1"},
+    {"dev": "bed-01", "ward": "w1", "broker": {"host": "h"}, "prefix": "wardwatch/+"},
+    {"dev": "bed-01", "ward": "w1", "broker": {"host": "h"}, "prefix": "wardwatch/#"},
+    {"dev": "bed-01", "ward": "w1", "broker": {"host": "h"}, "prefix": ""},
+    {"dev": "bed-01", "ward": "w1", "broker": {"host": "h"}, "prefix": "wardwatch/"},
+    {"dev": "bed-01", "ward": "w1", "broker": {"host": "h"}, "prefix": "ward\x00watch"},
+    {"dev": "bed-01", "ward": "w1", "broker": {"host": "h"}, "prefix": "$SYS/wardwatch"},
+    {"dev": "bed-01", "ward": "w1", "broker": {"host": "h"}, "prefix": 7},
 ]:
     try:
         c = check_config(cfg)

@@ -22,6 +22,29 @@ res["parse_publish"] = str(mp.parse_publish(r[1], p[r[2]:r[3]]))
 res["subscribe"] = mp.subscribe(1, [("a/#", 1)]).hex()
 res["suback"] = str(mp.parse_suback(bp.suback(7, [1, 0x80])[2:]))
 res["puback"] = mp.parse_pid(mp.puback(65535)[2:])
+
+
+def refused(f, *args):
+    try:
+        f(*args)
+        return False
+    except ValueError:
+        return True
+
+
+# Issue 9 items 10-11: the same refusals on both (MicroPython's decode() would pass surrogates
+# and overlong forms; the codec walks the bytes itself).
+res["bad_topics"] = [refused(mp.topic_name, t) for t in (
+    "", "a/+", "a/#", "a\x00b", b"a\xffb", b"\xed\xa0\x80", b"\xc0\x80", "a\x01b", "a\u0085b", "a\ufffeb",
+    b"\xe2\x82", "ok/topic", "\u00e9/\u20ac")]
+res["bad_filters"] = [refused(mp.topic_filter, t) for t in ("a#", "a/#/b", "a+", "#", "a/+/b", "")]
+res["bad_packets"] = [
+    refused(mp.connect, "", 30, False), refused(mp.connect, "", 30, True),
+    refused(mp.connect, "c", 30, True, None, None, ("t", b"off", 3, True)),
+    refused(mp.connect, "c", 30, True, None, None, ("t", b"off", 2, True)),
+    refused(mp.publish, "a", b"x", 1, False, False, 0), refused(mp.publish, "a", b"x", 2, False, False, 1),
+    refused(mp.publish, "a", b"x", 0), refused(mp.subscribe, 1, [("a/#", 2)]), refused(mp.puback, 0),
+]
 ob = outbox.Outbox(4)
 for i in range(6):
     ob.push(i, 2)
@@ -33,6 +56,7 @@ res["reading_edges"] = enc.reading(0, 5, 0, {"hr": 300.6, "spo2": float("inf"), 
                                              "sqi": float("nan"), "probe": "ok"}, float("nan"), 1000).decode()
 res["reading_off"] = enc.reading(1, 5, 0, dict(ok, probe="off"), None, None).decode()
 res["status"] = json.loads(reading.status("sim-w1-01", "0.1.0", "host", 3, 1, 0, None, -50))
+res["status_refused"] = json.loads(reading.status("sim-w1-01", "0.1.0", "host", 3, 1, 0, None, -50, 2, "not authorized"))
 res["will"] = reading.will("sim-w1-01").decode()
 res["valid"] = [reading.valid_id(s) for s in ("abc", "-ab", "a" * 33, "sim-w1-01", "Ab1")]
 pat = simvitals.Patient(42, "desaturation")
