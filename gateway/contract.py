@@ -73,6 +73,8 @@ class Status(msgspec.Struct, frozen=True):
     dropped: Annotated[int, msgspec.Meta(ge=0)] | None = None
     batt: Annotated[int, msgspec.Meta(ge=0, le=100)] | None = None
     rssi: int | None = None
+    refused: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    refusal: Annotated[str, msgspec.Meta(max_length=200)] | None = None
 
 
 class Rejected(Exception):

@@ -260,7 +260,7 @@ class MqttIngest:
         with self._wm_lock:
             due = self.watermarks.due(now_ms)
         prefix = self.cfg.mqtt.prefix
-        for ward, device, mark in due:
-            payload = b'{"v":1,"dev":"%s","seq":%d}' % (device.encode(), mark)
+        for ward, device, mark, top in due:
+            payload = b'{"v":1,"dev":"%s","seq":%d,"top":%d}' % (device.encode(), mark, top)
             self.client.publish(f"{prefix}/{ward}/{device}/durable", payload, qos=1, retain=True)
         self.counts["watermarks"] += len(due)

@@ -43,12 +43,14 @@ def vitals(r: Reading, ward: str, bed: str, time_ns: int) -> str:
 def device(s: Status, ward: str, time_ns: int) -> str:
     """One `device` point from a status message or a last will."""
     fields = [f'state="{s.state}"']
-    for name in ("batt", "rssi", "outbox", "dropped", "uptime_s"):
+    for name in ("batt", "rssi", "outbox", "dropped", "refused", "uptime_s"):
         value = getattr(s, name)
         if value is not None:
             fields.append(f"{name}={value}i")
     if s.fw is not None:
         fields.append(f"fw={string_field(s.fw)}")
+    if s.refusal is not None:
+        fields.append(f"refusal={string_field(s.refusal)}")
     return f"device,device={s.dev},ward={ward} {','.join(fields)} {time_ns}"
 
 

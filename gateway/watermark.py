@@ -8,6 +8,10 @@ InfluxDB, in the spool, or rejected with a counted reason). The device keeps a r
 its outbox until a watermark covers it and sends again what stays uncovered
 (docs/protocol.md, "End-to-end delivery").
 
+Each watermark also carries ``top``, the newest seq handled: ``top`` past ``seq`` tells the
+device that the readings in between are missing here (a broker dropped them), so it sends
+them again at once instead of after its resend timeout.
+
 The device says where its outbox starts: ``low`` in each reading, the oldest seq it still
 holds. Everything before ``low`` the device no longer has (covered already, or dropped from
 a full outbox and counted), so the watermark is at least ``low - 1``; above it, it advances
@@ -29,13 +33,14 @@ def _after(a: int, b: int) -> bool:
 
 
 class _Device:
-    __slots__ = ("ward", "mark", "above", "published", "published_ms")
+    __slots__ = ("ward", "mark", "top", "above", "published", "published_ms")
 
     def __init__(self, ward: str, mark: int):
         self.ward = ward
         self.mark = mark  # every seq up to here is handled
+        self.top = mark  # the newest handled seq: past the mark, there is a gap
         self.above: set[int] = set()  # handled seqs past a gap
-        self.published = -1  # the mark last published (-1: none yet)
+        self.published: tuple[int, int] | None = None  # (mark, top) last published
         self.published_ms = -(1 << 62)  # never
 
 
@@ -64,11 +69,15 @@ class Watermarks:
             d.above = {s for s in d.above if _after(s, floor)}
         if _after(seq, d.mark):
             d.above.add(seq)
+        if _after(seq, d.top):
+            d.top = seq
         nxt = (d.mark + 1) % _WRAP
         while nxt in d.above:
             d.above.discard(nxt)
             d.mark = nxt
             nxt = (nxt + 1) % _WRAP
+        if _after(d.mark, d.top):
+            d.top = d.mark  # the device's low moved the mark past everything seen
         if len(d.above) > self.max_gap:
             # A gap nothing fills any more (the device's low will move past it too): give it
             # up rather than grow without bound.
@@ -81,12 +90,14 @@ class Watermarks:
                 d.mark = nxt
                 nxt = (nxt + 1) % _WRAP
 
-    def due(self, now_ms: int) -> list[tuple[str, str, int]]:
-        """(ward, device, mark) for each device whose mark moved and whose last watermark is
-        at least ``interval_ms`` old; they count as published from now."""
+    def due(self, now_ms: int) -> list[tuple[str, str, int, int]]:
+        """(ward, device, mark, top) for each device whose mark or top moved and whose last
+        watermark is at least ``interval_ms`` old; they count as published from now. ``top``
+        past ``mark`` tells the device that readings after the mark are missing here."""
         out = []
         for device, d in self._devices.items():
-            if d.mark != d.published and now_ms - d.published_ms >= self.interval_ms:
-                d.published, d.published_ms = d.mark, now_ms
-                out.append((d.ward, device, d.mark))
+            state = (d.mark, d.top)
+            if state != d.published and now_ms - d.published_ms >= self.interval_ms:
+                d.published, d.published_ms = state, now_ms
+                out.append((d.ward, device, d.mark, d.top))
         return out

@@ -13,12 +13,23 @@ Only ``dev``, ``ward`` and ``broker.host`` are required; ``check_config`` fills 
 
 Tasks while powered: the sampler (one reading per 1/rate_hz s; seq +1 and wraps at 2**32),
 the publisher (sends outbox items in order through the client's in-flight window; an item
-leaves the outbox only on its PUBACK), and the status task (retained ``online`` status on
+leaves the outbox on its PUBACK, or, once the gateway speaks end-to-end delivery, when the
+gateway's watermark covers it: below), and the status task (retained ``online`` status on
 every connect and every ``status_s``). The client's last will is the ``offline`` status.
 With simulated sensors, the scenario's ``power`` and ``network`` events act here: power off
 drops the socket without DISCONNECT and loses RAM (outbox, uptime); the device boots again
 after ``for_s`` (seq continues, as on a board that keeps it in RTC memory). Network down
 drops the connection likewise and keeps sampling into the outbox.
+
+End-to-end delivery (docs/protocol.md): every reading carries ``low``, the oldest seq still
+in the outbox, and the device subscribes to its ``durable`` topic. From the first watermark
+it hears, a reading the broker acknowledged stays in the outbox until a watermark covers
+it, because a broker's PUBACK is not storage. What stays uncovered is sent again, in order,
+after every reconnect, at once when the watermark's ``top`` shows the gateway has later
+readings (a gap: at most every ``GAP_RESEND_MS``), and after ``RESEND_FIRST_MS`` without
+the watermark moving (the
+wait doubles each time, up to ``RESEND_MAX_MS``, so a gateway that is down for long is not
+flooded). A full outbox drops the oldest of those first: the broker most likely holds them.
 
 Who calls it: ``main.py`` on boards (``App(cfg, ...).run()`` next to its own tasks),
 ``wardsim.sim`` on the host (many Apps in one event loop), and tests.
@@ -33,6 +44,10 @@ from . import clock
 from .mqtt import MQTTClient, MQTTError
 from .mqttpacket import topic_name
 from .outbox import Outbox
+
+RESEND_FIRST_MS = 30000
+RESEND_MAX_MS = 600000
+GAP_RESEND_MS = 5000  # at most this often for a gap the gateway reports (``top`` > ``seq``)
 from .reading import DEFAULT_PREFIX, Encoder, status, topic, valid_id, will
 
 DEFAULTS = {
@@ -147,6 +162,7 @@ class App:
         self.topic_vitals = topic(pre, ward, dev, "vitals").encode()
         self.topic_status = topic(pre, ward, dev, "status").encode()
         self.topic_config = topic(pre, ward, dev, "config")
+        self.topic_durable = topic(pre, ward, dev, "durable")
         self._enc = Encoder(dev, cfg["sim"])
         self._period_ms = 1000 / cfg["rate_hz"]
         self._status_ms = int(cfg["status_s"] * 1000)
@@ -160,6 +176,14 @@ class App:
         self.client = None
         self.powered = False
         self._sent = 0  # outbox[:_sent] are handed to the client (protected from drops)
+        self._wm = None  # the gateway's watermark (None: none heard; PUBACK releases)
+        self._acked_n = 0  # outbox[:_acked_n]: PUBACKed, waiting for the watermark
+        self._resend_pos = 0  # outbox[_resend_pos:_resend_end] are to be sent again
+        self._resend_end = 0
+        self._wm_moved_ms = 0  # when the watermark last released a reading (or waiting began)
+        self._resend_ms = RESEND_FIRST_MS
+        self._gap_resend_ms = 0
+        self.resent = 0  # readings sent again because no watermark covered them
         self._tasks = []
         self._extra = []  # events and link watcher: they live across simulated reboots
         self._net_ok = True  # False while a scenario's network outage lasts
@@ -189,8 +213,9 @@ class App:
         return self.client is not None and self.client.isconnected()
 
     def stats(self):
-        """``{"seq_next", "acked", "dropped", "outbox", "lost", "refused"}``. With no power
-        events and no seq wrap: seq_next - first seq == acked + dropped + refused + outbox."""
+        """``{"seq_next", "acked", "dropped", "outbox", "lost", "refused", "resent"}``. With no
+        power events and no seq wrap: seq_next - first seq == acked + dropped + refused +
+        outbox (``acked``: readings that left the outbox confirmed)."""
         return {
             "seq_next": self.seq,
             "acked": self.acked,
@@ -198,6 +223,7 @@ class App:
             "outbox": self.outbox_len,
             "lost": self.lost,
             "refused": self.refused,
+            "resent": self.resent,
         }
 
     # -- life cycle ---------------------------------------------------------------------
@@ -253,7 +279,8 @@ class App:
         broker = cfg["broker"]
         self._boot_ms = clock.ticks_ms()
         self.outbox = Outbox(cfg["outbox_cap"])
-        self._sent = 0
+        self._sent = self._acked_n = self._resend_pos = self._resend_end = 0
+        self._wm = None  # RAM: the retained watermark comes again with the subscription
         self.client = c = MQTTClient(
             self.dev,
             broker["host"],
@@ -275,6 +302,7 @@ class App:
         )
         if cfg["config_topic"]:
             await c.subscribe(self.topic_config, 1)
+        await c.subscribe(self.topic_durable, 1)
         c.set_link(self._link and self._net_ok)
         c.start()
         self.powered = True
@@ -294,7 +322,7 @@ class App:
         self.lost += self.outbox_len
         self._dropped_before += self.outbox.dropped
         self.outbox = None
-        self._sent = 0
+        self._sent = self._acked_n = self._resend_pos = self._resend_end = 0
 
     def _set_net(self, up):
         self._net_ok = up
@@ -377,8 +405,15 @@ class App:
         self._last_ts = ts
         self._last_tq = tq
         b = self.board
-        payload = self._enc.reading(self.seq, ts, tq, v, b.batt(), b.rssi())
-        self.outbox.push(payload, self._sent)
+        ob = self.outbox
+        assert ob is not None  # the sampler runs only while powered
+        low = ob.seq(0) if len(ob) else self.seq
+        payload = self._enc.reading(self.seq, ts, tq, v, b.batt(), b.rssi(), low)
+        # Full: the oldest reading only waiting for the watermark goes first (the broker
+        # acknowledged it); else the oldest not in flight.
+        waiting = self._acked_n
+        if ob.push(payload, 0 if waiting else self._sent, self.seq) and waiting:
+            self._shift(1)
         self.seq = (self.seq + 1) & 0xFFFFFFFF
         self._more.set()
 
@@ -389,9 +424,21 @@ class App:
         t = self.topic_vitals
         try:
             while True:
+                self._check_resend()
+                if self._resend_pos < self._resend_end:
+                    item = ob.peek(self._resend_pos)
+                    self._resend_pos += 1
+                    self.resent += 1
+                    # No tag: its PUBACK releases nothing; only the watermark does.
+                    await client.publish(t, item, False, 1)
+                    continue
                 if self._sent >= len(ob):
                     self._more.clear()
-                    await self._more.wait()
+                    try:
+                        # Wake once a second: the resend timer runs here.
+                        await asyncio.wait_for(self._more.wait(), 1)
+                    except asyncio.TimeoutError:
+                        pass
                     continue
                 item = ob.peek(self._sent)
                 self._sent += 1  # protected from overflow drops from here on
@@ -399,17 +446,73 @@ class App:
         except MQTTError:
             pass  # client closed: power off or stop()
 
-    def _on_ack(self, tag):
-        # Called by the client in publish order, so the head is the acknowledged reading.
-        self.outbox.pop()
-        self._sent -= 1
-        self.acked += 1
+    def _check_resend(self):
+        if self._acked_n and self._resend_pos >= self._resend_end:
+            now = clock.ticks_ms()
+            if clock.ticks_diff(now, self._wm_moved_ms) >= self._resend_ms:
+                self._resend_pos, self._resend_end = 0, self._acked_n
+                self._wm_moved_ms = now
+                self._resend_ms = min(self._resend_ms * 2, RESEND_MAX_MS)
+
+    def _shift(self, n):
+        # n readings left the head of the outbox from the PUBACKed-and-waiting part.
+        self._acked_n -= n
+        self._sent -= n
+        self._resend_pos = max(0, self._resend_pos - n)
+        self._resend_end = max(0, self._resend_end - n)
+
+    def _release(self):
+        """Let go of the PUBACKed readings the watermark covers (oldest first)."""
+        ob, w, n = self.outbox, self._wm, 0
+        assert ob is not None and w is not None
+        while self._acked_n and (w - ob.seq(0)) & 0xFFFFFFFF < 0x80000000:
+            ob.pop()
+            self._shift(1)
+            self.acked += 1
+            n += 1
+        if n:
+            self._wm_moved_ms = clock.ticks_ms()
+            self._resend_ms = RESEND_FIRST_MS
         if not self.outbox_len:
             self._drained.set()
 
+    def _on_watermark(self, payload):
+        data = json.loads(payload)
+        seq = data.get("seq")
+        if data.get("dev") != self.dev or isinstance(seq, bool) or not isinstance(seq, int) or not 0 <= seq <= 0xFFFFFFFF:
+            raise ValueError("not this device's watermark")
+        self._wm = seq
+        if self.outbox is None:
+            return
+        self._release()
+        top = data.get("top")
+        if (isinstance(top, int) and (top - seq) & 0xFFFFFFFF < 0x80000000 and top != seq and self._acked_n
+                and self._resend_pos >= self._resend_end
+                and clock.ticks_diff(clock.ticks_ms(), self._gap_resend_ms) >= GAP_RESEND_MS):
+            # The gateway has later readings than the watermark: ours after it went missing
+            # on the way (a broker forgot them). Send them again now, not after the timeout.
+            self._gap_resend_ms = clock.ticks_ms()
+            self._resend_pos, self._resend_end = 0, self._acked_n
+
+    def _on_ack(self, tag):
+        # Called by the client in publish order, so the acknowledged reading is the first
+        # in flight: the head, or the first after those waiting for the watermark.
+        if self._wm is None:
+            self.outbox.pop()
+            self._sent -= 1
+            self.acked += 1
+            if not self.outbox_len:
+                self._drained.set()
+            return
+        if not self._acked_n:
+            self._wm_moved_ms = clock.ticks_ms()  # the wait for the watermark starts
+        self._acked_n += 1
+        self._release()
+
     def _on_refused(self, tag, why):
-        # In publish order, like _on_ack: the head is the refused reading; it is not retried.
-        self.outbox.pop()
+        # In publish order, like _on_ack: the first in flight is the refused reading; it is
+        # not retried.
+        self.outbox.remove(self._acked_n)
         self._sent -= 1
         self.refused += 1
         self._say("reading refused by the broker, dropped: %s" % why)
@@ -417,10 +520,20 @@ class App:
             self._drained.set()
 
     def _on_connect(self, client):
+        if self._acked_n:
+            # A new connection (perhaps a restarted broker that forgot what it had
+            # acknowledged): send again what no watermark covers yet, in order.
+            self._resend_pos, self._resend_end = 0, self._acked_n
         if not self._stopping:
             self._status_ev.set()
 
     def _on_message(self, topic_, payload, retained):
+        if topic_ == self.topic_durable:
+            try:
+                self._on_watermark(payload)
+            except Exception as e:  # a bad watermark must not stop the device
+                self._say("watermark ignored: %r" % (e,))
+            return
         try:
             settings = json.loads(payload)
             rate = settings.get("rate_hz")

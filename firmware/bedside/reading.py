@@ -51,10 +51,11 @@ class Encoder:
         self._head = '{"v":1,"dev":"%s","seq":' % dev
         self._tail = ',"sim":%s}' % ("true" if sim else "false")
 
-    def reading(self, seq, ts, tq, vitals, batt=None, rssi=None):
+    def reading(self, seq, ts, tq, vitals, batt=None, rssi=None, low=None):
         """Encode one reading. ``vitals`` is a dict with hr, spo2, temp, pi (numbers or
         None), sqi (0..1) and probe ("ok" | "off" | "fault"); see ``bedside.simvitals``.
-        ``seq`` 0..2**32-1, ``ts`` ms >= 0, ``tq`` 0 | 1. Returns bytes."""
+        ``seq`` 0..2**32-1, ``ts`` ms >= 0, ``tq`` 0 | 1; ``low``: the oldest seq the device
+        still holds (end-to-end delivery, docs/protocol.md), or None. Returns bytes."""
         probe = vitals["probe"]
         if probe == "ok":
             hr = _int_in(vitals["hr"], 20, 300)
@@ -75,10 +76,11 @@ class Encoder:
             batt = 100 if batt > 100 else batt if batt >= 0 else 0 if batt < 0 else None
         return (
             "%s%d,\"ts\":%d,\"tq\":%d,\"hr\":%s,\"spo2\":%s,\"temp\":%s,\"pi\":%s,\"sqi\":%.2f,"
-            "\"probe\":\"%s\",\"batt\":%s,\"rssi\":%s%s"
+            "\"probe\":\"%s\",\"batt\":%s,\"rssi\":%s%s%s"
             % (
                 self._head, seq, ts, tq, hr, spo2, temp, pi, sqi, probe,
-                _int_in(batt, 0, 100), _int_in(rssi, -200, 50), self._tail,
+                _int_in(batt, 0, 100), _int_in(rssi, -200, 50), "" if low is None else ',"low":%d' % low,
+                self._tail,
             )
         ).encode()
 

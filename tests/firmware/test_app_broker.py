@@ -222,3 +222,31 @@ def test_a_refused_device_reports_the_refusal_in_its_status_once_accepted(broker
             stop_app(aloop, app, fut)
         finally:
             broker.mosquitto.add_users({"dev-04": DEVICES["dev-04"]})
+
+
+def test_with_a_watermark_readings_stay_until_it_covers_them_and_gaps_are_sent_again(broker, aloop):
+    # The gateway's side is played here: a retained watermark on the device's durable topic.
+    durable = f"{PREFIX}/dev-03/durable"
+    broker.publish(durable, b'{"v":1,"dev":"dev-03","seq":4294967295}', retain=True)  # nothing covered yet
+    with broker.subscriber(f"{PREFIX}/dev-03/vitals", persistent=True, client_id="wm-sub") as sub:
+        app, fut = start_app(aloop, broker.device_cfg("dev-03", rate_hz=20, outbox_cap=1000))
+        wait(lambda: len(sub.seqs()) >= 30, 10, "30 readings at the broker")
+        # PUBACKed, but no watermark covers them: they stay, and each says where the outbox starts.
+        assert app.stats()["acked"] == 0 and app.outbox_len >= 30
+        assert {p["low"] for p in sub.payloads("/vitals")} == {0}
+        broker.publish(durable, b'{"v":1,"dev":"dev-03","seq":19}', retain=True)
+        wait(lambda: app.stats()["acked"] == 20, 5, "the 20 covered readings to leave the outbox")
+        assert app.outbox.seq(0) == 20
+        wait(lambda: any(p["low"] == 20 for p in sub.payloads("/vitals")), 5, "low to move on")
+        # The gateway has later readings than 21: 22..29 went missing on the way; sent again.
+        before = app.resent
+        broker.publish(durable, b'{"v":1,"dev":"dev-03","seq":21,"top":29}', retain=True)
+        wait(lambda: app.resent > before, 5, "the readings after the watermark to be sent again")
+        wait(lambda: sub.seqs().count(22) >= 2, 5, "reading 22 at the broker a second time")
+        # A watermark for another device, or garbage, changes nothing.
+        broker.publish(durable, b'{"v":1,"dev":"dev-99","seq":100000}')
+        broker.publish(durable, b'not json')
+        assert app.outbox.seq(0) == 22 and app.stats()["acked"] == 22
+        broker.publish(durable, b'{"v":1,"dev":"dev-03","seq":%d}' % (app.seq + 100), retain=True)
+        assert stop_app(aloop, app, fut, flush_timeout=5) is True
+        assert app.stats()["outbox"] == 0 and app.stats()["acked"] == app.stats()["seq_next"]

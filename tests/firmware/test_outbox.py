@@ -85,3 +85,20 @@ def test_against_a_model(cap, ops):
         n += 1
         assert contents(ob) == model
     assert ob.dropped == dropped
+
+
+def test_each_item_keeps_its_seq_through_drops_and_removals():
+    ob = Outbox(4)
+    for seq in range(4):
+        ob.push(f"r{seq}", 0, seq)
+    assert ob.push("r4", 2, 4) is True  # full: the oldest unprotected (index 2, "r2") goes
+    assert [ob.peek(i) for i in range(4)] == ["r0", "r1", "r3", "r4"]
+    assert [ob.seq(i) for i in range(4)] == [0, 1, 3, 4] and ob.dropped == 1
+    ob.remove(1)  # not counted as dropped: the caller knows why (the broker refused it)
+    assert [(ob.peek(i), ob.seq(i)) for i in range(3)] == [("r0", 0), ("r3", 3), ("r4", 4)]
+    assert ob.dropped == 1 and len(ob) == 3
+    assert ob.pop() == "r0" and ob.seq(0) == 3
+    with pytest.raises(IndexError):
+        ob.seq(2)
+    with pytest.raises(IndexError):
+        ob.remove(2)

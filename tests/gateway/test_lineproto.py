@@ -44,3 +44,11 @@ def test_device_line_from_last_will():
     assert lineproto.device(Status(v=1, dev="bed-01", state="offline"), "w1", 9) == (
         'device,device=bed-01,ward=w1 state="offline" 9'
     )
+
+
+def test_a_status_with_the_links_refusals_is_stored():
+    s = Status(v=1, dev="bed-01", state="online", fw="0.1.0", board="esp32", uptime_s=5, outbox=0, dropped=0,
+               refused=2, refusal="not authorised")
+    line = lineproto.device(s, "w1", 7)
+    assert line == ('device,device=bed-01,ward=w1 state="online",outbox=0i,dropped=0i,refused=2i,uptime_s=5i,'
+                    'fw="0.1.0",refusal="not authorised" 7')
