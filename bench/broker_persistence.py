@@ -38,21 +38,14 @@ from paho.mqtt.properties import Properties
 
 from provisioning.stack.services import GATEWAY_USER, TESTER_USER, Mosquitto, exit_on_sigterm, wait_until
 
+# The bench scripts run as `python bench/<script>.py`, so their folder is on sys.path already.
+from throughput import proc_cpu_s as cpu_s, progress
+
 SETTINGS = {
     "interval_30s": ("autosave_interval 30",),
     "on_changes_1000": ("autosave_on_changes true", "autosave_interval 1000"),
     "on_changes_100": ("autosave_on_changes true", "autosave_interval 100"),
 }
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def progress(msg: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
 
 
 def written(pid: int) -> int:
