@@ -32,6 +32,7 @@ from .sinks.spool import Spool
 log = logging.getLogger("wardwatch.gateway")
 
 METRICS_INTERVAL_S = 10.0
+BROKER_STORED_TOPIC = "$SYS/broker/store/messages/count"
 
 
 def sd_notify(message: str) -> None:
@@ -92,10 +93,20 @@ class Gateway:
             for ward in cfg.mqtt.wards:
                 self.ingest.route(commands.command_topic(cfg.mqtt.prefix, ward, "+"), self.alarms.on_command_message,
                                   kind="command")
+        # The broker's backlog, where it shows it: Mosquitto's count of stored messages (queued
+        # for sessions, in flight, retained), published every sys_interval.
+        self.broker_stored: int | None = None
+        self.ingest.route(BROKER_STORED_TOPIC, self._on_broker_stored, kind="broker_sys")
         self.started = time.monotonic()
         self.lags: dict[str, tuple[int, bool]] = {}  # ward -> (ingest lag ms, simulated), each second
         self._stop = threading.Event()
         self._health: ThreadingHTTPServer | None = None
+
+    def _on_broker_stored(self, topic: str, payload: bytes, now_ms: int) -> None:
+        try:
+            self.broker_stored = int(payload)
+        except ValueError:
+            pass
 
     # -- health ---------------------------------------------------------------------------
 
@@ -130,6 +141,7 @@ class Gateway:
             "spool_bytes": self.spool.bytes,
             "pending": self.writer.pending,
             "ingest_lag_ms": {ward: lag for ward, (lag, _) in self.lags.items()},
+            "broker_stored_messages": self.broker_stored,
             "counts": dict(self.ingest.counts),
             "rejected": dict(self.ingest.rejects),
             "writer": dict(self.writer.stats),
@@ -213,7 +225,7 @@ class Gateway:
     def _metrics_line(self) -> str:
         c = self.ingest.counts
         fields = {
-            "received": sum(v for k, v in c.items() if k != "acked"),
+            "received": sum(v for k, v in c.items() if k not in ("acked", "watermarks")),
             "stored": c["stored"],
             "duplicates": c["duplicate"],
             "rejected": c["rejected"],
@@ -223,6 +235,7 @@ class Gateway:
             "pending": self.writer.pending,
             "write_ms": round(self.writer.last_write_ms, 2),
             "ingest_lag_ms": max((lag for lag, _ in self.lags.values()), default=0),
+            **({"broker_stored": self.broker_stored} if self.broker_stored is not None else {}),
         }
         return lineproto.gateway(fields, self.cfg.instance, time.time_ns())
 

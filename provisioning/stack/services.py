@@ -159,6 +159,7 @@ class Mosquitto(_Process):
                     "max_queued_bytes 0",
                     "max_inflight_messages 1000",
                     "set_tcp_nodelay true",
+                    "sys_interval 2",  # $SYS figures (the gateway reads the stored count) soon
                     "persistent_client_expiration 1d",
                     "log_dest stderr",
                     "log_type error",

@@ -73,3 +73,34 @@ def test_late_readings_raise_alarms_delayed_for_the_ward_and_recovery_clears_it(
         assert [r["event"] for r in stored] == ["raised", "cleared"]
         events.close()
         pub.close()
+
+
+def test_the_brokers_backlog_shows_in_healthz(stack, tmp_path):
+    # A second gateway instance's persistent session is away: the broker queues its readings,
+    # and the running gateway shows the broker's stored-message count grow.
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    with GatewayProcess(stack, tmp_path / "gw") as gw:
+        first = wait_until(lambda: gw.health().get("broker_stored_messages") is not None and gw.health(), 10,
+                           "the broker's stored-message count ($SYS, every 2 s here)")["broker_stored_messages"]
+        away = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="gw2-away", protocol=mqtt.MQTTv5)
+        away.username_pw_set(TESTER_USER, stack.password(TESTER_USER))
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = 3600
+        subscribed = threading.Event()
+        away.on_connect = lambda c, *a: c.subscribe("wardwatch/v1/w8/+/vitals", qos=1)
+        away.on_subscribe = lambda *a: subscribed.set()
+        away.connect("127.0.0.1", stack.mosquitto.port, clean_start=False, properties=props)
+        away.loop_start()
+        assert subscribed.wait(10), "no SUBACK for the second session"
+        away.disconnect()
+        away.loop_stop()
+        pub = Publisher(stack)
+        for seq in range(500):
+            pub.publish("wardwatch/v1/w8/dev-2a/vitals", reading("dev-2a", seq))
+        pub.wait_acked(500)
+        grown = wait_until(lambda: (lambda n: n if n is not None and n >= first + 500 else None)(
+            gw.health().get("broker_stored_messages")), 10, "the queued readings in the broker's count")
+        assert grown >= first + 500
+        pub.close()
