@@ -7,7 +7,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: deps venv npm test demo bench bench-ppg bench-alarms bench-broker clean
+.PHONY: deps venv npm test demo bench bench-ppg bench-alarms bench-broker bench-faults clean
 
 deps:
 	@sh provisioning/stack/install-deps.sh
@@ -59,6 +59,9 @@ bench-alarms: venv
 
 bench-broker: venv
 	$(PY) bench/broker_persistence.py
+
+bench-faults: venv
+	$(PY) bench/faults.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info tests/firmware/mpy/node_modules tests/firmware/typecheck/node_modules .stubs .run
