@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 from bedside.ppg import Oximeter
-from wardsim.ppgsignals import BIDMC_FILE, BIDMC_FS, bidmc, ecg_rpeaks, reference_hr, run, synth
+from wardsim.ppgsignals import BIDMC_FILE, BIDMC_FS, bidmc, ecg_rpeaks, mean_rate, reference_hr, run, synth
 
 BIDMC = Path(__file__).resolve().parent / "data" / BIDMC_FILE
 
@@ -116,6 +116,102 @@ def stress(seconds):
     }
 
 
+def _case_records(name, seconds):
+    """The records of one morphology case: a list of (fs, hr, spo2, synth keyword options)."""
+    recs = []
+    k = 0
+    if name == "clean":
+        for fs in (50, 100):
+            for hr in HRS:
+                recs.append((fs, hr, 95, dict(pi=2.0)))
+    elif name == "second_wave":
+        # diastolic wave 0.2..0.35 s after the systolic peak, 0.2..0.8 of its height, 40..180 bpm
+        for hr in (40, 60, 75, 95, 110, 130, 150, 180):
+            for delay in (0.2, 0.25, 0.3, 0.35):
+                for height in (0.2, 0.4, 0.6, 0.8):
+                    fs = (50, 100)[k % 2]
+                    recs.append((fs, hr, (85, 90, 95, 100)[k % 4], dict(second=(delay, height), pi=(0.7, 2.0, 5.0)[k % 3])))
+                    k += 1
+    elif name == "motion_random":
+        # two bursts of mixed 0.3..4 Hz movement, the second with a contact-pressure step in it
+        for hr in HRS:
+            for j in range(3):
+                t1 = 15 + 7 * j
+                t2 = t1 + 30 + 3 * j
+                recs.append(((50, 100)[k % 2], hr, (85, 92, 98)[j],
+                             dict(motion_random=[(t1, 4 + 2 * j), (t2, 8 - 2 * j)],
+                                  pressure=[(t2 + 2, 0.8 + 0.2 * j, 1.5 - 0.4 * j)], pi=(0.7, 2.0, 5.0)[j])))
+                k += 1
+    elif name == "motion_periodic":
+        for hr in HRS:
+            for j in range(3):
+                t1 = 15 + 7 * j
+                recs.append(((50, 100)[k % 2], hr, (85, 92, 98)[j],
+                             dict(motion=[(t1, 6), (t1 + 30, 4 + 2 * j)], pi=(0.7, 2.0, 5.0)[j])))
+                k += 1
+    elif name == "pressure":
+        # contact pressure steps: DC x0.7..1.3 and pulse amplitude x0.5..2 at three moments
+        for hr in HRS:
+            for j in range(2):
+                recs.append(((50, 100)[k % 2], hr, (88, 97)[j],
+                             dict(pressure=[(20, 1.2 - 0.5 * j, 0.5 + j), (40, 0.8 + 0.5 * j, 1.6 - 0.9 * j),
+                                            (60, 1.0, 1.0)])))
+                k += 1
+    elif name == "irregular":
+        # beat intervals varying +-25 % at random (atrial-fibrillation-like)
+        for hr in (50, 60, 75, 90, 110, 130, 150):
+            for j in range(3):
+                recs.append(((50, 100)[k % 2], hr, (85, 92, 98)[j], dict(irregular=0.25, pi=(0.7, 2.0, 5.0)[j])))
+                k += 1
+    elif name == "low_perfusion":
+        for hr in HRS:
+            for j, pi in enumerate((0.2, 0.3, 0.5)):
+                recs.append(((50, 100)[k % 2], hr, (85, 92, 98)[j], dict(pi=pi)))
+                k += 1
+    return recs
+
+
+CASES = ("clean", "second_wave", "motion_random", "motion_periodic", "pressure", "irregular", "low_perfusion")
+
+
+def cases(seconds):
+    """Per morphology: hr_mae, coverage (share of the outputs after the first 12 s with a
+    rate), share of the published rates more than 10 bpm off and of the published SpO2 values
+    more than 4 points off. Truth: ``mean_rate`` (60 / mean true interval over the last 8 s)."""
+    out = {}
+    for name in CASES:
+        recs = _case_records(name, seconds)
+        windows = hr_n = sp_n = hr_bad = sp_bad = 0
+        errs = []
+        worst = (0.0, None)
+        for k, (fs, hr, spo2, kw) in enumerate(recs):
+            kw.setdefault("wander", WANDER * kw.get("pi", 2.0) / 100)
+            red, ir, beats = synth(fs, seconds, hr, spo2, noise=20.0, seed=5000 + 100 * CASES.index(name) + k, **kw)
+            for t, r in run(Oximeter(fs), red, ir):
+                if t <= SETTLE_S:
+                    continue
+                windows += 1
+                if r["hr"] is not None:
+                    hr_n += 1
+                    ref = mean_rate(beats, t)
+                    if ref is not None:
+                        e = abs(r["hr"] - ref)
+                        errs.append(e)
+                        if e > 10:
+                            hr_bad += 1
+                        if e > worst[0]:
+                            worst = (e, "fs=%d hr=%d %s t=%.0f got %.0f" % (fs, hr, kw, t, r["hr"]))
+                if r["spo2"] is not None:
+                    sp_n += 1
+                    if abs(r["spo2"] - spo2) > 4:
+                        sp_bad += 1
+        out[name] = {"records": len(recs), "hr_mae": round(sum(errs) / max(1, len(errs)), 3),
+                     "coverage": round(hr_n / max(1, windows), 3),
+                     "hr_off10": round(hr_bad / max(1, hr_n), 4), "spo2_off4": round(sp_bad / max(1, sp_n), 4)}
+        log("case %s: %s; worst %.1f bpm (%s)" % (name, out[name], worst[0], worst[1]))
+    return {"cases": out}
+
+
 def bidmc_run():
     red, ir, ecg = bidmc(BIDMC)
     beats = ecg_rpeaks(ecg, BIDMC_FS)
@@ -142,12 +238,18 @@ def bidmc_run():
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=int, default=90, help="length of each synthetic record")
+    ap.add_argument("--case-seconds", type=int, default=90, help="length of each morphology-case record")
+    ap.add_argument("--no-cases", action="store_true", help="skip the morphology cases")
+    ap.add_argument("--only-cases", action="store_true", help="only the morphology cases")
     args = ap.parse_args()
     t0 = time.monotonic()
     res = {}
-    res.update(synthetic(args.seconds))
-    res.update(stress(args.seconds))
-    res.update(bidmc_run())
+    if not args.only_cases:
+        res.update(synthetic(args.seconds))
+        res.update(stress(args.seconds))
+        res.update(bidmc_run())
+    if not args.no_cases:
+        res.update(cases(args.case_seconds))
     res["seconds"] = round(time.monotonic() - t0, 1)
     print(json.dumps(dict((k, round(v, 3) if isinstance(v, float) else v) for k, v in res.items())))
 
