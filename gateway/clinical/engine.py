@@ -37,6 +37,12 @@ if TYPE_CHECKING:  # the engine only asks it placement(device); the file behind 
     from ..registry import Registry
 
 MARK = {"high": "***", "medium": "**", "low": "*"}
+# A synced device clock this far ahead of the gateway is wrong (a reading cannot come from
+# the future; NTP keeps clocks within a second). Behind is normal for a replay, but not for
+# long: an outbox replays within seconds.
+CLOCK_AHEAD_MS = 10_000
+CLOCK_BEHIND_MS = 120_000
+BEHIND_FOR_MS = 60_000
 LABEL = {"spo2": "SpO2", "hr": "Pulse", "temp": "Temp", "sqi": "SQI", "batt": "Battery"}
 
 
@@ -124,37 +130,44 @@ def _fmt(param: str, value: float | None) -> str:
 
 
 class _Track:
-    """Per-level condition state of one (bed, code): onset time and whether it is on."""
+    """Per-level condition state of one (bed, code): when the condition began, by the
+    readings' clock and by the gateway's, and whether the level is on."""
 
-    __slots__ = ("onset", "on")
+    __slots__ = ("onset", "onset_rx", "on")
 
     def __init__(self, n: int):
         self.onset: list[int | None] = [None] * n
+        self.onset_rx: list[int | None] = [None] * n
         self.on = [False] * n
 
 
-def step(op: str, lv: list[Level], tr: _Track, value: float | None, t: int) -> int:
+def step(op: str, lv: list[Level], tr: _Track, value: float | None, t: int, now: int | None = None) -> int:
     """Advance one rule's levels with ``value`` at time ``t`` (ms); return the active level.
 
     0 = no alarm condition, i = level i (1-based) is the highest one on. ``None`` (value
     not measured, e.g. probe off) restarts pending delays but holds an active level: no
-    reading is no evidence of recovery.
+    reading is no evidence of recovery. ``now`` is the gateway's receipt time (default
+    ``t``): a level's delay is over once the condition has held that long by the readings'
+    clock *or* since it was first received. Replayed history can shorten a delay; a device's
+    clock can never lengthen it.
     """
+    now = t if now is None else now
     top = 0
     for i, level in enumerate(lv):
         if value is None:
-            tr.onset[i] = None
+            tr.onset[i] = tr.onset_rx[i] = None
         elif tr.on[i]:
             if not past(op, value, level.clear):
                 tr.on[i] = False
-                tr.onset[i] = None
+                tr.onset[i] = tr.onset_rx[i] = None
         elif past(op, value, level.limit):
             if tr.onset[i] is None:
-                tr.onset[i] = t
-            if t - tr.onset[i] >= level.delay_s * 1000:  # type: ignore[operator]
+                tr.onset[i], tr.onset_rx[i] = t, now
+            delay = level.delay_s * 1000
+            if t - tr.onset[i] >= delay or now - tr.onset_rx[i] >= delay:  # type: ignore[operator]
                 tr.on[i] = True
         else:
-            tr.onset[i] = None
+            tr.onset[i] = tr.onset_rx[i] = None
         if tr.on[i]:
             top = i + 1
     return top
@@ -181,6 +194,9 @@ class Bed:
         self.news2_last: tuple | None = None
         self.news2_stored_ms = 0
         self.misplaced = ("", "")  # (ward, device) of the last reading on a wrong ward
+        self.last_t = 0  # the previous reading's effective time: they never go backwards
+        self.clock_skew_s = 0.0  # the last reading's ts minus its receipt, s
+        self.behind_since: int | None = None  # since when the device's clock has read far behind
         self.configure(limits)
 
     def configure(self, limits: Limits) -> None:
@@ -193,7 +209,7 @@ class Bed:
             tr = _Track(len(lv))
             if code in old:
                 for i in range(min(len(lv), len(old[code].on))):
-                    tr.on[i], tr.onset[i] = old[code].on[i], old[code].onset[i]
+                    tr.on[i], tr.onset[i], tr.onset_rx[i] = old[code].on[i], old[code].onset[i], old[code].onset_rx[i]
             self.tracks[code] = tr
 
 
@@ -289,7 +305,7 @@ class Engine:
             bed.misplaced = (ward, r.dev)
             self._eval(bed, "misconfigured", 1, now_ms, now_ms, out)
             return out
-        t = r.ts if r.tq == 1 else now_ms
+        t = self._reading_time(bed, r, now_ms, out)
         bed.device = r.dev
         bed.simulated = r.sim
         bed.last_seen_ms = now_ms
@@ -319,6 +335,28 @@ class Engine:
             bed.news2_next_ms = t + self.news2_every_ms
             self._news2(bed, t, now_ms, out)
         return out
+
+    def _reading_time(self, bed: Bed, r: Reading, now_ms: int, out: list) -> int:
+        """The time a reading's conditions run on (epoch ms): its own ``ts``, so a replay is
+        judged by when it was measured, but bounded by the gateway's clock: never after its
+        receipt, never before the bed's previous reading, and the receipt itself when the
+        device's clock is not synced or is wrong (``clock_wrong``: ahead of the gateway by more
+        than ``CLOCK_AHEAD_MS``, or behind by more than ``CLOCK_BEHIND_MS`` for longer than
+        a replay lasts, ``BEHIND_FOR_MS``)."""
+        skew = r.ts - now_ms
+        if r.tq != 1 or -CLOCK_BEHIND_MS <= skew:
+            bed.behind_since = None
+        elif bed.behind_since is None:
+            bed.behind_since = now_ms
+        wrong = r.tq == 1 and (
+            skew > CLOCK_AHEAD_MS or (bed.behind_since is not None and now_ms - bed.behind_since >= BEHIND_FOR_MS)
+        )
+        bed.clock_skew_s = skew / 1000
+        self._eval(bed, "clock_wrong", 1 if wrong else 0, now_ms, now_ms, out)
+        t = min(r.ts, now_ms) if r.tq == 1 and "clock_wrong" not in bed.alarms else now_ms
+        t = max(t, bed.last_t)
+        bed.last_t = t
+        return t
 
     def status(self, ward: str, s: Status, now_ms: int) -> list:
         """A device status or last will. Offline raises device_offline at once."""
@@ -436,7 +474,7 @@ class Engine:
         lv = bed.levels.get(code)
         if lv is None:  # disabled for this bed
             return
-        level = step(RULES[code].op, lv, bed.tracks[code], value, t)
+        level = step(RULES[code].op, lv, bed.tracks[code], value, t, now_ms)
         alarm = bed.alarms.get(code)
         if alarm is None:
             if level:
@@ -513,6 +551,9 @@ class Engine:
                 f"Alarms delayed: readings reach the gateway {_fmt('lag', previous if value is None else value)} s "
                 f"after they are measured (> {level.limit:g} s)"
             )
+        elif code == "clock_wrong":
+            alarm.limit = None
+            alarm.message = f"Device clock wrong: {bed.clock_skew_s:+.0f} s against the gateway"
         elif code == "clock_unsynced":
             alarm.limit = None
             alarm.message = f"Clock not synced for {level.delay_s:g} s"

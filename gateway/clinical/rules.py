@@ -136,6 +136,9 @@ RULES: dict[str, Rule] = {
                escalate_limit=10, escalate_clear=15, escalate_priority="medium"),
             escalate="value",
         ),
+        # A synced clock far off the gateway's (engine._reading_time); low like clock not synced:
+        # alarms then run on receipt time, the trend is what suffers (project default).
+        Rule("clock_wrong", "technical", "clock_wrong", ">=", _s(limit=1, clear=1, delay_s=0, priority="low", latch=False)),
         # tq = 0 for 5 min (project default, docs/clinical.md).
         Rule("clock_unsynced", "technical", "unsynced", ">=", _s(limit=1, clear=1, delay_s=300, priority="low", latch=False)),
         # Not in docs/clinical.md (project default). A whole ward's alarms reach displays late:

@@ -393,3 +393,61 @@ def test_a_ward_level_alarm_is_acknowledged_and_reminds_like_any_other():
     assert names(e.ack(alarm_id, "nurse", 1_000)) == [("acked", "alarms_delayed")]
     assert names(e.tick(121_000), "alarms_delayed") == [("reminder", "alarms_delayed")]
     assert names(e.ack_bed("w1", "-", "nurse", 122_000)) == []  # already acknowledged
+
+
+# -- a device's clock cannot suppress or delay an alarm ------------------------------------
+
+T0 = 1_800_000_000_000  # gateway epoch ms when the condition starts
+
+
+def received(e: Engine, ts_ms: int, now_ms: int, **values) -> list:
+    r = reading(0, ts=ts_ms, seq=(now_ms - T0) // 100, **values)
+    return [x for x in e.reading("w1", r, now_ms) if not isinstance(x, News2Update)]
+
+
+def raised_at(events, code) -> list[int]:
+    return [ev.at_ms for ev in events if ev.alarm.code == code and ev.event == "raised"]
+
+
+@pytest.mark.parametrize(
+    "case,ts_of",
+    [
+        ("correct clock", lambda k: T0 + k * 1000),
+        ("first reading 240 s ahead", lambda k: T0 + 240_000 if k == 0 else T0 + k * 1000),
+        ("clock one hour behind", lambda k: T0 - 3_600_000 + k * 1000),
+        ("clock stuck", lambda k: T0),
+        ("clock jumps back an hour after 3 readings", lambda k: T0 + k * 1000 - (3_600_000 if k >= 3 else 0)),
+        ("clock 20 s ahead", lambda k: T0 + 20_000 + k * 1000),
+    ],
+)
+def test_spo2_low_is_raised_15_s_after_its_first_receipt_whatever_the_clock(case, ts_of):
+    e = engine()
+    events = []
+    for k in range(40):  # SpO2 85 once a second, received 50 ms after it was due
+        events += received(e, ts_of(k), T0 + k * 1000 + 50, spo2=85)
+    at = raised_at(events, "spo2_low")
+    assert len(at) == 1 and T0 + 15_000 <= at[0] <= T0 + 16_050, (case, at)
+    for ev in events:  # nothing the engine says happened later than it said it
+        assert ev.alarm.since_ms <= ev.at_ms, (case, ev.alarm.code)
+
+
+def test_replayed_history_can_shorten_a_delay():
+    # 20 s of SpO2 85 measured during an outage, replayed in one second: the delay is over.
+    e = engine()
+    events = []
+    for k in range(20):
+        events += received(e, T0 + k * 1000, T0 + 30_000 + k * 50, spo2=85)
+    assert raised_at(events, "spo2_low") == [T0 + 30_000 + 15 * 50]
+
+
+def test_a_clock_far_off_raises_clock_wrong_and_alarms_run_on_receipt():
+    e = engine()
+    ahead = received(e, T0 + 20_000, T0, spo2=97)
+    assert names(ahead, "clock_wrong") == [("raised", "clock_wrong")]
+    assert ahead[0].alarm.message == "Device clock wrong: +20 s against the gateway"
+    assert names(received(e, T0 + 1_000, T0 + 1_000), "clock_wrong") == [("cleared", "clock_wrong")]
+    # Behind by an hour: like a replay for a minute, then a wrong clock.
+    events = []
+    for k in range(2, 75):
+        events += received(e, T0 - 3_600_000 + k * 1000, T0 + k * 1000)
+    assert raised_at(events, "clock_wrong") == [T0 + 62_000]
