@@ -6,6 +6,7 @@ Pure functions; the ingest shell calls them once per message. The JSON Schemas i
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Annotated, Literal
 
@@ -13,6 +14,10 @@ import msgspec
 
 MAX_PAYLOAD = 512
 FUTURE_SLACK_MS = 5 * 60 * 1000
+# Older than this with a synced clock, a reading cannot be genuine: the broker keeps the
+# gateway's queue for a day (mqtt.session_expiry_s) and an outbox holds minutes to hours.
+# ts = 0 (1970) with tq = 1 is the usual sign of a clock that never was set.
+MAX_AGE_MS = 48 * 3600 * 1000
 # The ids of the contract, one definition each for the whole gateway. A device id is also
 # the device's MQTT user name; ward and device ids are topic levels.
 DEVICE_PATTERN = "[a-z0-9][a-z0-9-]{2,31}"
@@ -95,8 +100,10 @@ REASONS = (
     "wrong_type",
     "out_of_range",
     "bad_version",
+    "ambiguous",
     "device_mismatch",
     "future_ts",
+    "stale_ts",
     "bad_topic",
 )
 
@@ -131,28 +138,52 @@ def _classify(err: msgspec.ValidationError) -> str:
     return "wrong_type"
 
 
+class _Duplicate(Exception):
+    pass
+
+
+def _unique_keys(pairs: list) -> dict:
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise _Duplicate(sorted(k for k in set(keys) if keys.count(k) > 1)[0])
+    return dict(pairs)
+
+
 def _decode(decoder, payload: bytes):
     if len(payload) > MAX_PAYLOAD:
         raise Rejected("oversize", f"{len(payload)} bytes > {MAX_PAYLOAD}")
     try:
-        return decoder.decode(payload)
+        message = decoder.decode(payload)
     except msgspec.ValidationError as err:
         raise Rejected(_classify(err), str(err)) from None
-    except msgspec.DecodeError as err:  # includes NaN/Infinity, truncation, bad UTF-8
+    except msgspec.DecodeError as err:  # includes NaN/Infinity, truncation, bad UTF-8 in known keys
         raise Rejected("not_json", str(err)) from None
+    # What msgspec lets through and the contract does not: invalid UTF-8 anywhere (msgspec
+    # skips unknown keys unread), and a key given twice (parsers disagree on which value
+    # counts, so the reading is ambiguous). Only valid messages pay for this second pass.
+    try:
+        json.loads(payload.decode("utf-8"), object_pairs_hook=_unique_keys)
+    except UnicodeDecodeError as err:
+        raise Rejected("not_json", f"not UTF-8: {err.reason} at byte {err.start}") from None
+    except _Duplicate as dup:
+        raise Rejected("ambiguous", f"key {dup.args[0]!r} given more than once") from None
+    return message
 
 
-def decode_reading(payload: bytes, topic_device: str, now_ms: int) -> Reading:
+def decode_reading(payload: bytes, topic_device: str, now_ms: int, max_age_ms: int = MAX_AGE_MS) -> Reading:
     """Decode and validate one reading published on ``topic_device``'s vitals topic.
 
-    ``now_ms`` is the gateway's epoch time in ms, used for the future-timestamp rule.
-    Returns the Reading or raises Rejected with one of REASONS.
+    ``now_ms`` is the gateway's epoch time in ms, used for the future and stale timestamp
+    rules (``max_age_ms``: see MAX_AGE_MS). Returns the Reading or raises Rejected with one
+    of REASONS.
     """
     reading = _decode(_reading_decoder, payload)
     if reading.dev != topic_device:
         raise Rejected("device_mismatch", f"dev {reading.dev!r} on topic of {topic_device!r}")
     if reading.tq == 1 and reading.ts > now_ms + FUTURE_SLACK_MS:
         raise Rejected("future_ts", f"ts {reading.ts} is {(reading.ts - now_ms) // 1000} s ahead")
+    if reading.tq == 1 and reading.ts < now_ms - max_age_ms:
+        raise Rejected("stale_ts", f"ts {reading.ts} is {(now_ms - reading.ts) // 1000} s old")
     return reading
 
 

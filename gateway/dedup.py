@@ -32,11 +32,13 @@ _FIRST_SIZE = 16
 
 
 class _Ring:
-    __slots__ = ("seqs", "tss")
+    __slots__ = ("seqs", "tss", "top_seq", "top_ts")
 
     def __init__(self, size: int):
         self.seqs = array("q", [-1]) * size  # -1: empty slot
         self.tss = array("q", bytes(8 * size))
+        self.top_seq = -1  # the newest seq seen, and its ts
+        self.top_ts = 0
 
 
 def _newer(a: int, b: int) -> bool:
@@ -54,6 +56,10 @@ class Dedup:
         self.seq_resets = 0
         self.late = 0
         self.forgotten_devices = 0
+        # Set by each is_duplicate() that returns False: the reading is newer than any of its
+        # device's, yet its ts is not (the clock went back). Its ts may equal an older
+        # reading's, so it must not be stored at its ts (docs/protocol.md).
+        self.clock_went_back = False
 
     def __len__(self) -> int:
         """Devices remembered now."""
@@ -86,14 +92,20 @@ class Dedup:
             if _newer(old, seq) and ts <= ring.tss[i]:
                 # Older than anything this slot can hold: a late replay, let through unremembered.
                 self.late += 1
+                self.clock_went_back = False
                 return False
             break  # forget the older reading in this slot (or one from before a reboot)
         ring.seqs[i] = seq
         ring.tss[i] = ts
+        self.clock_went_back = False
+        if ring.top_seq < 0 or _newer(seq, ring.top_seq):
+            self.clock_went_back = ring.top_seq >= 0 and ts <= ring.top_ts
+            ring.top_seq, ring.top_ts = seq, max(ts, ring.top_ts)
         return False
 
     def _grow(self, device: str, ring: _Ring) -> _Ring:
         bigger = _Ring(min(len(ring.seqs) * 2, self.window))
+        bigger.top_seq, bigger.top_ts = ring.top_seq, ring.top_ts
         size = len(bigger.seqs)
         for seq, ts in zip(ring.seqs, ring.tss):
             if seq < 0:

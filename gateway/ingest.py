@@ -82,9 +82,13 @@ class Processor:
                     return Outcome("duplicate", ward=ward, handled=handled)
                 # A point's identity in InfluxDB is (series, time). The sub-millisecond part
                 # carries seq, so two readings stamped in the same ms never overwrite each
-                # other, while a redelivered copy (same seq and ts) lands on itself.
-                # tq=0: ts is ms since boot, so the gateway stamps the reading on receipt.
-                t = r.ts * 1_000_000 + r.seq % 1_000_000 if r.tq == 1 else self._unique_ns(now_ns)
+                # other, while a redelivered copy (same seq and ts) lands on itself. A clock
+                # that went back could repeat an older reading's ms (and seq mod 10^6), so
+                # such a reading is stamped on receipt, as with tq=0 (ts is ms since boot).
+                if r.tq == 1 and not self.dedup.clock_went_back:
+                    t = r.ts * 1_000_000 + r.seq % 1_000_000
+                else:
+                    t = self._unique_ns(now_ns)
                 line = lineproto.vitals(r, ward, self.registry.bed_of(ward, device), t)
                 return Outcome("stored", line, ward=ward, message=r, handled=handled)
             if kind == "status":

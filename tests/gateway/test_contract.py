@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.contract import MAX_PAYLOAD, REASONS, Rejected, decode_reading, decode_status, parse_topic
+from gateway.contract import MAX_AGE_MS, MAX_PAYLOAD, REASONS, Rejected, decode_reading, decode_status, parse_topic
 
 READING_SCHEMA = jsonschema.Draft202012Validator(
     json.loads((Path(__file__).parents[2] / "docs" / "schema" / "reading.v1.schema.json").read_text())
@@ -79,6 +79,13 @@ HOSTILE = [
     (enc(dev="BED-01"), "out_of_range", True),
     (enc(dev="other-02"), "device_mismatch", False),
     (enc(ts=NOW + 5 * 60 * 1000 + 1), "future_ts", False),
+    (enc(ts=0), "stale_ts", False),  # 1970 with a "synced" clock
+    (enc(ts=NOW - MAX_AGE_MS - 1), "stale_ts", False),
+    (enc()[:-1] + b',"x":"\xff"}', "not_json", None),  # invalid UTF-8 in an unknown key
+    (enc()[:-1] + b',"x":"\xed\xa0\x80"}', "not_json", None),  # a UTF-8-encoded surrogate
+    (enc()[:-1] + b',"seq":8}', "ambiguous", None),  # a key given twice
+    (enc()[:-1] + b',"dev":"bed-01"}', "ambiguous", None),
+    (enc()[:-1] + b',"x":{"a":1,"a":2}}', "ambiguous", None),
     (enc(extra="x" * 600), "oversize", False),
     (b'{"a":' * 80 + b"1" + b"}" * 80, "missing_key", True),
     (b"[" * 400 + b"]" * 400, "oversize", None),
@@ -145,7 +152,8 @@ readings = st.fixed_dictionaries(
         "v": st.just(1),
         "dev": st.from_regex(r"\A[a-z0-9][a-z0-9-]{2,31}\Z"),
         "seq": st.integers(0, 2**32 - 1),
-        "ts": st.integers(0, NOW),
+        # Within the contract's time rules (not a schema's to state): no older than MAX_AGE_MS.
+        "ts": st.integers(NOW - MAX_AGE_MS, NOW),
         "tq": st.sampled_from([0, 1]),
         "hr": st.none() | st.integers(20, 300),
         "spo2": st.none() | st.integers(50, 100),

@@ -72,3 +72,20 @@ def test_same_millisecond_readings_get_distinct_times_and_replays_the_same():
     assert time_of(a.line) != time_of(b.line)
     assert time_of(a.line) == time_of(again.line)  # a gateway restart re-stores the same point
     assert time_of(a.line) // 1_000_000 == 1_799_999_999_000  # still the reading's millisecond
+
+
+def test_two_readings_that_would_share_a_point_never_overwrite_each_other():
+    # seq 7 and 1,000,007 with one ts would both be stored at ts ms + 7 ns. The second comes
+    # from a clock that went back (a newer seq, no newer ts): it is stamped on receipt.
+    p = Processor("wardwatch/v1", REG)
+    first = p.process("wardwatch/v1/w1/bed-01/vitals", reading(seq=7), NOW_NS)
+    second = p.process("wardwatch/v1/w1/bed-01/vitals", reading(seq=1_000_007), NOW_NS + 5)
+    t1, t2 = int(first.line.rsplit(" ", 1)[1]), int(second.line.rsplit(" ", 1)[1])
+    assert t1 == 1_799_999_999_000 * 1_000_000 + 7
+    assert t2 != t1 and t2 == NOW_NS + 5 and second.kind == "stored"
+    # A late replay of the first (forgotten by dedup: a million readings back) lands on its own
+    # point again; a later reading with a later ts is stored at its ts.
+    again = p.process("wardwatch/v1/w1/bed-01/vitals", reading(seq=7), NOW_NS + 9)
+    assert int(again.line.rsplit(" ", 1)[1]) == t1
+    third = p.process("wardwatch/v1/w1/bed-01/vitals", reading(seq=1_000_008, ts=1_799_999_999_001), NOW_NS)
+    assert int(third.line.rsplit(" ", 1)[1]) == 1_799_999_999_001 * 1_000_000 + 8
