@@ -61,7 +61,13 @@ is for clone boards with the LEDs' channels exchanged.
 
 from math import log, sqrt
 
-NBEATS = 8  # beats kept: the pulse rate is the median of up to 7 intervals
+NBEATS = 8  # beats kept for the quality checks, the AC and R
+NTIMES = 40  # beat times kept for the rate: 8 s at 300 bpm
+RATE_S = 8  # the rate is the mean over the beats of the last RATE_S seconds
+WEAK_8 = 6  # a candidate whose steepest upstroke is below WEAK_8/8 of the beats' is a second wave
+MOTION_X = 3  # a slope over MOTION_X times the beats' steepest upstroke is an artefact
+MOTION_HOLD_S = 2  # outputs withheld this long after the last artefact (then 5 clean beats are needed)
+MOTION_RELEARN_S = 8  # artefacts flagged this long without a break: relearn the beats' slope
 SQI_MIN = 0.5  # below this the vitals are null
 PROBE_DC_MIN = 50000  # IR DC counts; a finger on a MAX30102 at typical LED current gives 1e5+
 WINDOW_S = 12  # beats older than this do not count
@@ -99,6 +105,17 @@ def _median(xs):
     return s[m // 2] if m % 2 else (s[m // 2 - 1] + s[m // 2]) / 2
 
 
+def _alternating(xs):
+    """True when the values alternate high, low, high... with every high one at least 6 %
+    above every low one (at least 6 values): the detector is counting two waves per beat."""
+    m = len(xs)
+    if m < 6:
+        return False
+    hi = xs[0::2] if xs[0] > xs[1] else xs[1::2]
+    lo = xs[1::2] if xs[0] > xs[1] else xs[0::2]
+    return min(hi) * 100 >= max(lo) * 106
+
+
 class Oximeter:
     def __init__(self, fs, swap_red_ir=False, probe_dc_min=PROBE_DC_MIN):
         fs = int(fs)
@@ -130,6 +147,11 @@ class Oximeter:
         self._bac_red = [0] * NBEATS
         self._bdc_ir = [0] * NBEATS
         self._bdc_red = [0] * NBEATS
+        self._bdm = [0] * NBEATS  # steepest upstroke
+        # Beat times for the rate (a longer ring): position (sample) and 1/16-sample offset.
+        self._tpos = [0] * NTIMES
+        self._tfr = [0] * NTIMES
+        self._hold = MOTION_HOLD_S * fs
         self._n = 0  # samples since construction (rebased, see add)
         self._due = 0
         self._fresh = True
@@ -152,6 +174,16 @@ class Oximeter:
         self._on = False
         self._pi_ref = None  # perfusion index of recent good seconds (motion detection)
         self._bad = 0  # consecutive results with a low sqi
+        self._ti = 0  # next beat-time slot
+        self._nt = 0  # beat times stored (<= NTIMES)
+        self._dmx = 0  # steepest slope of the current upstroke
+        self._sref = 0  # typical steepest upstroke of accepted beats (0: not learnt yet)
+        self._lastivl = 0  # the last accepted interval, 1/16 samples (0: none)
+        self._lastdm = 0  # the steepest upstroke of the last accepted beat
+        self._plast = -1  # the beat before it: position, offset, interval, upstroke
+        self._plastf = self._plastivl = self._plastdm = 0
+        self._mot_n = self._n - 10 * self.fs  # last sample flagged as an artefact
+        self._mot_0 = self._mot_n  # first sample of the current run of artefact flags
 
     def _start(self, red, ir):
         # Start every mean at the current level: no step through the filters.
@@ -265,7 +297,18 @@ class Oximeter:
             e = -d
         self._envn = e
         tl = -((e * 3) >> 3)
+        # Artefact: a slope several times the steepest upstroke of the accepted beats. A
+        # pulse never does that; movement and a step in contact pressure do.
+        sr = self._sref
+        if sr > 0 and self._nt >= 4 and (d > MOTION_X * sr or -d > MOTION_X * sr):
+            if n - self._mot_n > self._hold:
+                self._mot_0 = n
+            self._mot_n = n
+            if n - self._mot_0 > MOTION_RELEARN_S * self.fs:
+                self._sref = 0  # a lasting change (probe moved, perfusion up): relearn
         if self._up:
+            if d > self._dmx:
+                self._dmx = d
             if v > self._pk:
                 self._pk = v
                 self._pkn = n
@@ -283,6 +326,7 @@ class Oximeter:
                 self._trr = vr
             if d > th:
                 self._up = True
+                self._dmx = d
                 if self._pend >= 0:
                     self._amplitude()
                 self._pend = -1
@@ -313,8 +357,47 @@ class Oximeter:
 
     def _beat(self, pos):
         last = self._last
+        dm = self._dmx
+        if last >= 0 and self._lastdm * 8 < dm * WEAK_8 and self._nb > 0:
+            ref = self._lastivl if self._lastivl > 0 else self.fs * 24
+            if (pos - last) * 160 < ref * 6 or pos - last < self._refr:
+                # the previous "beat" was the weaker wave before this systole: replace it
+                self._bi = (self._bi - 1) % NBEATS
+                self._nb -= 1
+                self._ti = (self._ti - 1) % NTIMES
+                self._nt -= 1
+                if self._pend == self._bi:
+                    self._pend = -1
+                last = self._last = self._plast
+                self._lastf = self._plastf
+                self._lastivl = self._plastivl
+                self._lastdm = self._plastdm
         if last >= 0 and pos - last < self._refr:
             return  # too soon after the previous beat: a notch or noise
+        # A second (diastolic, reflected) wave comes less than half a beat after the systolic
+        # one and rises less steeply: a candidate whose steepest slope is below 5/8 of the
+        # previous beat's, within 0.6 of the last interval of it, is not a beat. Compared with
+        # the previous beat only, so a weaker pulse (or a huge motion "beat") cannot lock the
+        # detector out for more than one beat.
+        if last >= 0 and dm * 8 < self._lastdm * WEAK_8:
+            ref = self._lastivl if self._lastivl > 0 else self.fs * 24
+            if (pos - last) * 160 < ref * 6:
+                return
+        self._plast = last
+        self._plastf = self._lastf
+        self._plastivl = self._lastivl
+        self._plastdm = self._lastdm
+        self._lastdm = dm
+        sr = self._sref
+        # The reference follows the beats, up fast and down slowly; just after an artefact
+        # only beats at most twice it count, and slowly (not the movement's "beats").
+        if sr == 0:
+            sr = dm
+        elif self._n - self._mot_n > self._hold:
+            sr += (dm - sr) >> 1 if dm > sr else -((sr - dm) >> 2)
+        elif dm <= 2 * sr:
+            sr += (dm - sr) >> 2
+        self._sref = sr
         # Sub-sample peak time (1/16 sample) from a parabola through the peak and its two
         # neighbours: at 50 Hz a whole-sample interval would quantise 180 bpm to 176/182.
         W = self._W
@@ -329,6 +412,13 @@ class Oximeter:
         if ivl > self._max_ivl * 16:
             ivl = 0  # a gap (lost beats), not a rate
         self._lastf = frac
+        self._lastivl = ivl
+        j = self._ti
+        self._tpos[j] = pos
+        self._tfr[j] = frac
+        self._ti = j + 1 if j + 1 < NTIMES else 0
+        if self._nt < NTIMES:
+            self._nt += 1
         i = self._bi
         self._bpos[i] = pos
         self._bivl[i] = ivl
@@ -339,6 +429,7 @@ class Oximeter:
             self._ppkn = pos
             self._ppkr = self._pkr
         self._bdc_ir[i] = self._dsi >> self._ks
+        self._bdm[i] = dm
         self._bdc_red[i] = self._dsr >> self._ks
         self._bi = (i + 1) % NBEATS
         if self._nb < NBEATS:
@@ -352,8 +443,14 @@ class Oximeter:
         shift -= shift % self._W
         for i in range(NBEATS):
             self._bpos[i] -= shift
+        for i in range(NTIMES):
+            self._tpos[i] -= shift
+        self._mot_n -= shift
+        self._mot_0 -= shift
         if self._last >= 0:
             self._last -= shift
+        if self._plast >= 0:
+            self._plast -= shift
         self._pkn -= shift
         self._trn -= shift
         self._atn -= shift
@@ -368,32 +465,41 @@ class Oximeter:
             return off
         fs = self.fs
         n = self._n
-        recent = [i for i in range(self._nb) if n - self._bpos[i] <= self._win]
         out = {"hr": None, "spo2": None, "pi": None, "sqi": 0.0, "probe": "ok"}
-        ivls = [self._bivl[i] for i in recent if self._bivl[i] > 0]
-        if len(recent) < 5 or len(ivls) < 4:
+        mot = self._mot_n
+        if n - mot <= self._hold:
+            return out  # an artefact now or just now: nothing the beats say can be trusted
+        # Only beats after the last artefact count (their intervals too).
+        recent = [i for i in range(self._nb) if n - self._bpos[i] <= self._win and self._bpos[i] > mot]
+        if len(recent) < 5:
             return out
-        med = _median(ivls)
-        newest = max(self._bpos[i] for i in recent)
-        med = med / 16.0  # samples
+        # Rate: the mean interval over the beats of the last RATE_S seconds (at least the last
+        # 5 beats): for an irregular rhythm the rate that counts is beats per minute, which a
+        # median of a few intervals does not give.
+        ts = sorted(self._tpos[j] * 16 + self._tfr[j] for j in range(self._nt)
+                    if n - self._tpos[j] <= self._win and self._tpos[j] > mot)
+        k = len(ts)
+        cut = (n - RATE_S * fs) * 16
+        first = 0
+        while first < k - 5 and ts[first] < cut:
+            first += 1
+        ts = ts[first:]
+        ivls = [ts[j] - ts[j - 1] for j in range(1, len(ts))]
+        if len(ivls) < 4:
+            return out
+        med = _median(ivls) / 16.0  # samples
+        newest = ts[-1] // 16
         if n - newest > max(2.5 * fs, 2.2 * med):
             return out  # the pulse has gone (or is being missed): no stale rate
-        # regularity: median absolute deviation of the intervals, relative
+        mean = (ts[-1] - ts[0]) / (16.0 * len(ivls))
+        # Rhythm: irregular is allowed (atrial fibrillation: intervals +-25 % give a relative
+        # MAD of ~0.13); a missed beat (an interval 1.6x the median) or an extra one (half the
+        # median) would bias the mean, so either voids the rate.
         mad = _median([abs(x / 16.0 - med) for x in ivls]) / med
-        q_reg = _clamp01((0.3 - mad) / 0.2)
-        # ... and a consensus: the MAD ignores a minority of odd intervals, but when a third
-        # of them disagree with the median by more than 15 %, the beats are not one rhythm.
-        agree = 0
+        q_reg = _clamp01((0.35 - mad) / 0.15)
         for x in ivls:
-            if abs(x / 16.0 - med) <= 0.15 * med:
-                agree += 1
-        q_reg = min(q_reg, _clamp01((agree / len(ivls) - 0.6) / 0.25))
-        # ... and no missing beats: the stretch from the oldest recent beat to the newest
-        # should hold about one beat per median interval (a few fast "beats" between gaps
-        # would otherwise make a rhythm of their own).
-        oldest = min(self._bpos[i] for i in recent)
-        expected = (newest - oldest) / med + 1
-        q_reg = min(q_reg, _clamp01((len(recent) / expected - 0.7) / 0.2))
+            if x > 25.6 * med or x < 8.0 * med:
+                q_reg = 0.0
         # amplitude: perfusion index plausible, beat amplitudes consistent
         scale = 8 * self._L  # filtered units per ADC count
         measured = [i for i in recent if self._bac_ir[i] > 0]  # the newest AC may be pending
@@ -415,7 +521,17 @@ class Oximeter:
                     odd += 1
             if odd >= 2:
                 q_amp = 0.0
-        q_shape = self._shape(recent, int(med))
+        # A second wave as tall and as steep as the systolic one, half a beat later, gets past
+        # the detector: the "beats" then alternate strong, weak, strong... The stronger ones
+        # are the pulse: the rate is half, and the shape is compared between them.
+        byp = sorted(recent, key=lambda i: self._bpos[i])
+        dms = [self._bdm[i] for i in byp]
+        if _alternating(dms):
+            mean *= 2
+            med *= 2
+            top = min(dms[0], dms[1])
+            byp = [i for i in byp if self._bdm[i] > top]
+        q_shape = self._shape(byp, int(med))
         sqi = min(q_reg, q_amp, q_shape)
         out["sqi"] = sqi
         if sqi < SQI_MIN:
@@ -426,7 +542,7 @@ class Oximeter:
         self._bad = 0
         # the reference follows good readings slowly (time constant ~20 s)
         self._pi_ref = pi if ref is None else ref + (pi - ref) * 0.05
-        hr = 60.0 * fs / med
+        hr = 60.0 * fs / mean
         if not 25 <= hr <= 250:
             return out
         out["hr"] = hr

@@ -165,7 +165,10 @@ def test_sample_counter_rebases_without_a_glitch():
     delta = ox._n - 20 * fs
     for i in range(ppg.NBEATS):
         ox._bpos[i] += delta
-    for name in ("_pkn", "_trn", "_atn", "_ppkn"):
+    for i in range(ppg.NTIMES):
+        ox._tpos[i] += delta
+    ox._plast += delta
+    for name in ("_pkn", "_trn", "_atn", "_ppkn", "_mot_n", "_mot_0"):
         setattr(ox, name, getattr(ox, name) + delta)
     out = run(ox, red[20 * fs:], ir[20 * fs:])
     assert ox._n < 0x20000000
