@@ -27,9 +27,9 @@ it hears, a reading the broker acknowledged stays in the outbox until a watermar
 it, because a broker's PUBACK is not storage. What stays uncovered is sent again, in order,
 after every reconnect, at once when the watermark's ``top`` shows the gateway has later
 readings (a gap: at most every ``GAP_RESEND_MS``), and after ``RESEND_FIRST_MS`` without
-the watermark moving (the
-wait doubles each time, up to ``RESEND_MAX_MS``, so a gateway that is down for long is not
-flooded). A full outbox drops the oldest of those first: the broker most likely holds them.
+the watermark moving (the wait doubles each time, up to ``RESEND_MAX_MS``, so a gateway
+that is down for long is not flooded). A full outbox drops the oldest of those first: the
+broker most likely holds them.
 
 Who calls it: ``main.py`` on boards (``App(cfg, ...).run()`` next to its own tasks),
 ``wardsim.sim`` on the host (many Apps in one event loop), and tests.
@@ -44,11 +44,11 @@ from . import clock
 from .mqtt import MQTTClient, MQTTError
 from .mqttpacket import topic_name
 from .outbox import Outbox
+from .reading import DEFAULT_PREFIX, Encoder, status, topic, valid_id, will
 
 RESEND_FIRST_MS = 30000
 RESEND_MAX_MS = 600000
 GAP_RESEND_MS = 5000  # at most this often for a gap the gateway reports (``top`` > ``seq``)
-from .reading import DEFAULT_PREFIX, Encoder, status, topic, valid_id, will
 
 DEFAULTS = {
     "prefix": DEFAULT_PREFIX,
@@ -182,7 +182,7 @@ class App:
         self._resend_end = 0
         self._wm_moved_ms = 0  # when the watermark last released a reading (or waiting began)
         self._resend_ms = RESEND_FIRST_MS
-        self._gap_resend_ms = 0
+        self._gap_resend_ms = None  # when a gap was last resent (ticks; None: never)
         self.resent = 0  # readings sent again because no watermark covered them
         self._tasks = []
         self._extra = []  # events and link watcher: they live across simulated reboots
@@ -488,7 +488,8 @@ class App:
         top = data.get("top")
         if (isinstance(top, int) and (top - seq) & 0xFFFFFFFF < 0x80000000 and top != seq and self._acked_n
                 and self._resend_pos >= self._resend_end
-                and clock.ticks_diff(clock.ticks_ms(), self._gap_resend_ms) >= GAP_RESEND_MS):
+                and (self._gap_resend_ms is None
+                     or clock.ticks_diff(clock.ticks_ms(), self._gap_resend_ms) >= GAP_RESEND_MS)):
             # The gateway has later readings than the watermark: ours after it went missing
             # on the way (a broker forgot them). Send them again now, not after the timeout.
             self._gap_resend_ms = clock.ticks_ms()
