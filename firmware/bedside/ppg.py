@@ -38,17 +38,20 @@ Signal chain (per channel; ``docs/ppg.md`` has the numbers):
    envelope. The beat is the maximum of v in between (time refined to 1/16 sample by a
    parabola), its AC the peak above the line through the troughs before and after it;
    red: the red signal at the same instants. A refractory period of 0.25 s (240 bpm)
-   rejects anything faster; an interval over 2 s (30 bpm) is a gap, not a rate.
+   rejects anything faster; an interval over 2 s (30 bpm) is a gap, not a rate. A second
+   (diastolic) wave is told from a beat by its less steep upstroke against the previous
+   beat's; an artefact by a slope over 3x the beats' (outputs null for 2 s after it).
 6. Per second (``result``), over the last ``NBEATS`` beats within 12 s:
-   hr = 60 * fs / median interval; R = median over beats of (AC_red/DC_red)/(AC_ir/DC_ir);
+   hr = 60 * fs / mean interval of the beats of the last 8 s (halved when the beats
+   alternate strong/weak: two waves per beat); R = median over beats of (AC_red/DC_red)/(AC_ir/DC_ir);
    spo2 = 110 - 25 R (the common linear calibration), clamped to 0..100 and None below 70
    or for R < 0.3 (outside any calibration), and None when the beats' R disagree (median
    absolute deviation over 15 %); pi = median AC_ir / DC_ir * 100 (of the band-passed
    signal, so it reads low at fast rates).
    sqi = min(rhythm, shape, amplitude), each 0..1:
-   rhythm: relative MAD of the intervals (1 up to 0.1, 0 from 0.3) and the share within
-   15 % of the median (0 below 60 %, 1 from 85 %), and the beats between the oldest and
-   newest against one per median interval (0 below 70 %, 1 from 90 %); shape: mean correlation of consecutive
+   rhythm: relative MAD of the intervals (1 up to 0.2, 0 from 0.35: an irregular rhythm
+   passes), 0 with any interval over 1.6x or under 0.5x the median (a missed or extra
+   beat would bias the mean); shape: mean correlation of consecutive
    beats' waveforms (0 below 0.6, 1 from 0.9); amplitude: PI (0 below 0.03 %, 1 from
    0.1 %), the beats' AC consistent (relative MAD under 0.2..0.5), and at most one beat
    outside 0.4..2.5 times the PI of recent good seconds (motion makes big regular "beats").
