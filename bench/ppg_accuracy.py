@@ -9,7 +9,9 @@ Progress goes to stderr; the last stdout line is one JSON object (see docs/ppg.m
   60 / median of the true beat intervals of the last 8 s); ``spo2_arms_synthetic``: the
   root mean square of (spo2 - truth) over the outputs that report SpO2 (the FDA's A_rms);
   ``coverage_synthetic`` / ``spo2_coverage_synthetic``: share of outputs after the first
-  12 s with a value.
+  12 s with a value; ``hr_max_err_synthetic`` the largest error (the 3 worst records go to
+  stderr); ``hr_off10_share_synthetic`` / ``spo2_off4_share_synthetic``: share of the
+  published HR more than 10 bpm off / SpO2 more than 4 points off.
 - Stress (reported, no target): wander twice the pulse amplitude, HR 40..180, PI 0.7 and
   2 %, 100 Hz: ``hr_mae_wander2x``, ``hr_max_err_wander2x``, ``coverage_wander2x``.
 - BIDMC subject 01 (bench/data, 8 min at 125 Hz): PLETH as IR counts (the same for red),
@@ -50,7 +52,7 @@ def synthetic(seconds):
     hr_err, sp_err = [], []
     windows = hr_n = sp_n = 0
     worst = []
-    k = 0
+    k = off10 = off4 = 0
     for fs in (50, 100):
         for hr in HRS:
             for spo2 in SPO2S:
@@ -73,19 +75,25 @@ def synthetic(seconds):
                     if r["spo2"] is not None:
                         e_sp.append(r["spo2"] - spo2)
                 hr_err += e_hr
+                off10 += sum(1 for e in e_hr if e > 10)
+                off4 += sum(1 for e in e_sp if abs(e) > 4)
                 sp_err += e_sp
                 hr_n += len(e_hr)
                 sp_n += len(e_sp)
                 if e_hr:
-                    worst.append((max(e_hr), fs, hr, spo2, pi))
+                    worst.append((max(e_hr), fs, hr, spo2, pi, burst_at))
             log("synthetic fs=%d hr=%d done (%d records)" % (fs, hr, k))
     worst.sort(reverse=True)
+    for w in worst[:3]:
+        log("synthetic worst: %.1f bpm (fs=%d hr=%d spo2=%d pi=%s burst at %d s)" % w)
     return {
         "hr_mae_synthetic": sum(hr_err) / max(1, len(hr_err)),
         "spo2_arms_synthetic": math.sqrt(sum(e * e for e in sp_err) / max(1, len(sp_err))),
         "coverage_synthetic": hr_n / max(1, windows),
         "spo2_coverage_synthetic": sp_n / max(1, windows),
         "hr_max_err_synthetic": worst[0][0] if worst else None,
+        "hr_off10_share_synthetic": off10 / max(1, len(hr_err)),
+        "spo2_off4_share_synthetic": off4 / max(1, len(sp_err)),
         "records_synthetic": k,
     }
 

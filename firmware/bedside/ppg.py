@@ -42,8 +42,9 @@ Signal chain (per channel; ``docs/ppg.md`` has the numbers):
    (diastolic) wave is told from a beat by its less steep upstroke against the previous
    beat's; an artefact by a slope over 3x the beats' (outputs null for 2 s after it).
 6. Per second (``result``), over the last ``NBEATS`` beats within 12 s:
-   hr = 60 * fs / mean interval of the beats of the last 8 s (halved when the beats
-   alternate strong/weak: two waves per beat); R = median over beats of (AC_red/DC_red)/(AC_ir/DC_ir);
+   hr = 60 * fs / mean interval of the beats of the last 8 s, only beats the quality checks
+   below see (halved when the last 8 beats alternate strong/weak: two waves per beat, and
+   only to 30 bpm or more); R = median over beats of (AC_red/DC_red)/(AC_ir/DC_ir);
    spo2 = 110 - 25 R (the common linear calibration), clamped to 0..100 and None below 70
    or for R < 0.3 (outside any calibration), and None when the beats' R disagree (median
    absolute deviation over 15 %); pi = median AC_ir / DC_ir * 100 (of the band-passed
@@ -54,7 +55,8 @@ Signal chain (per channel; ``docs/ppg.md`` has the numbers):
    beat would bias the mean); shape: mean correlation of consecutive
    beats' waveforms (0 below 0.6, 1 from 0.9); amplitude: PI (0 below 0.03 %, 1 from
    0.1 %), the beats' AC consistent (relative MAD under 0.2..0.5), and at most one beat
-   outside 0.4..2.5 times the PI of recent good seconds (motion makes big regular "beats").
+   outside 0.4..2.5 times the PI of recent good seconds and at most one whose upstroke
+   slope is outside 0.4..2.5 times the beats' median (motion makes big regular "beats").
    Values are published only when sqi >= SQI_MIN, at least 5 beats (4 intervals) are
    recent and the newest is not stale (2.5 s or 2.2 intervals).
 
@@ -64,7 +66,7 @@ is for clone boards with the LEDs' channels exchanged.
 
 from math import log, sqrt
 
-NBEATS = 8  # beats kept for the quality checks, the AC and R
+NBEATS = 24  # beats kept for the quality checks, the AC and R (the rate uses no other)
 NTIMES = 40  # beat times kept for the rate: 8 s at 300 bpm
 RATE_S = 8  # the rate is the mean over the beats of the last RATE_S seconds
 WEAK_8 = 6  # a candidate whose steepest upstroke is below WEAK_8/8 of the beats' is a second wave
@@ -482,7 +484,10 @@ class Oximeter:
         ts = sorted(self._tpos[j] * 16 + self._tfr[j] for j in range(self._nt)
                     if n - self._tpos[j] <= self._win and self._tpos[j] > mot)
         k = len(ts)
-        cut = (n - RATE_S * fs) * 16
+        # Only beats the quality checks below see (the last NBEATS) enter the mean: a slow
+        # motion the artefact detector missed, older than those, would enter the rate unchecked.
+        oldest = min(self._bpos[i] for i in recent)
+        cut = max(n - RATE_S * fs, oldest) * 16
         first = 0
         while first < k - 5 and ts[first] < cut:
             first += 1
@@ -524,16 +529,28 @@ class Oximeter:
                     odd += 1
             if odd >= 2:
                 q_amp = 0.0
+        # The same on the upstroke slopes, known at once (a beat's AC waits for the next
+        # trough) and without a reference: a motion growing under the artefact limit makes
+        # "beats" several times steeper than the pulse's before the PI test can see them.
+        dmm = _median([self._bdm[i] for i in recent])
+        odd = 0
+        for i in recent:
+            if not 0.4 * dmm <= self._bdm[i] <= 2.5 * dmm:
+                odd += 1
+        if odd >= 2:
+            q_amp = 0.0
         # A second wave as tall and as steep as the systolic one, half a beat later, gets past
         # the detector: the "beats" then alternate strong, weak, strong... The stronger ones
         # are the pulse: the rate is half, and the shape is compared between them.
         byp = sorted(recent, key=lambda i: self._bpos[i])
-        dms = [self._bdm[i] for i in byp]
-        if _alternating(dms):
+        dms = [self._bdm[i] for i in byp[-8:]]
+        if _alternating(dms) and 2 * mean <= self._max_ivl:
+            # Halved only to a rate the detector could count (a strong-to-strong interval
+            # over 2 s would be a gap): by chance a 50 bpm pulse alternates too, never to 25.
             mean *= 2
             med *= 2
             top = min(dms[0], dms[1])
-            byp = [i for i in byp if self._bdm[i] > top]
+            byp = [i for i in byp[-8:] if self._bdm[i] > top]
         q_shape = self._shape(byp, int(med))
         sqi = min(q_reg, q_amp, q_shape)
         out["sqi"] = sqi
