@@ -116,6 +116,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--since", default="24h", help="how far back, e.g. 90m, 24h, 7d")
     p.set_defaults(func=_cmd_audit)
 
+    from provisioning.cli import add_subcommands
+
+    p = sub.add_parser("provision", help="turn hosts and boards into a deployment (broker, gateway, InfluxDB, boards)")
+    add_subcommands(p)
+
     p = sub.add_parser("version", help="print versions")
     p.set_defaults(func=_cmd_version)
     return parser
