@@ -4,7 +4,12 @@ Any error names the key, and for the file also the line: ``config.toml:7: mqtt.p
 Expected `int`, got `str```. Overrides are ``WARDWATCH_<SECTION>_<KEY>``, e.g.
 ``WARDWATCH_MQTT_PORT=8883`` or ``WARDWATCH_INFLUX_TOKEN=...``. Secrets come from the
 environment or from ``*_file`` keys pointing at files outside the repo; they are never
-logged (``redacted()`` is what gets printed).
+logged (``redacted()`` is what gets printed). A ``*_file`` value ``credential:NAME`` is the
+file NAME in ``$CREDENTIALS_DIRECTORY``, where systemd puts what the unit's
+``LoadCredential=NAME:PATH`` loads (``wardwatch provision gateway`` sets
+``WARDWATCH_MQTT_PASSWORD_FILE=credential:mqtt-password`` and
+``WARDWATCH_INFLUX_TOKEN_FILE=credential:influx-token``); it is resolved when the config is
+loaded, and without that variable loading fails naming the key.
 """
 
 from __future__ import annotations
@@ -113,6 +118,8 @@ class ConfigError(Exception):
 
 
 ENV_PREFIX = "WARDWATCH_"
+CREDENTIAL_SCHEME = "credential:"
+_SECRET_FILES = (("mqtt", "password_file"), ("influx", "token_file"))
 _SECTIONS = ("mqtt", "influx", "spool", "registry", "health", "alarms", "log")
 
 
@@ -188,7 +195,27 @@ def load(path: str | Path | None, env: dict[str, str] | None = None) -> Config:
     except msgspec.ValidationError as err:
         env_name = ENV_PREFIX + error_key(err).replace(".", "_").upper()
         raise ConfigError(f"environment {env_name}: {error_message(err)}") from None
+    _resolve_credentials(cfg, env)
     return cfg
+
+
+def _resolve_credentials(cfg: Config, env: dict[str, str]) -> None:
+    """Replace ``credential:NAME`` secret-file values by ``$CREDENTIALS_DIRECTORY/NAME``."""
+    for section, key in _SECRET_FILES:
+        part = getattr(cfg, section)
+        value = getattr(part, key)
+        if not value.startswith(CREDENTIAL_SCHEME):
+            continue
+        name = value[len(CREDENTIAL_SCHEME) :]
+        if not name or "/" in name or name in (".", ".."):
+            raise ConfigError(f"{section}.{key}: {value!r}: a credential name is one file name")
+        directory = env.get("CREDENTIALS_DIRECTORY", "")
+        if not directory:
+            raise ConfigError(
+                f"{section}.{key}: {value!r} needs $CREDENTIALS_DIRECTORY (set by systemd for "
+                "a unit with LoadCredential=), which is not set"
+            )
+        setattr(part, key, str(Path(directory) / name))
 
 
 def load_limits(path: str | Path) -> Limits:

@@ -62,3 +62,35 @@ def test_unreadable_secret_file_names_key(tmp_path):
     cfg = config.load(write(tmp_path, '[mqtt]\npassword_file = "/nonexistent/pw"\n'), env={})
     with pytest.raises(config.ConfigError, match="mqtt.password_file"):
         cfg.mqtt_password()
+
+
+def test_secrets_from_the_systemd_credentials_directory(tmp_path, monkeypatch):
+    # What `wardwatch provision gateway` sets up: LoadCredential= puts the files in
+    # $CREDENTIALS_DIRECTORY and the unit's environment names them credential:NAME.
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "mqtt-password").write_text("hunter2\n")
+    (creds / "influx-token").write_text("tok-123")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
+    monkeypatch.setenv("WARDWATCH_INFLUX_TOKEN_FILE", "credential:influx-token")
+    cfg = config.load(write(tmp_path, '[mqtt]\npassword_file = "credential:mqtt-password"\n'))
+    assert (cfg.mqtt_password(), cfg.influx_token()) == ("hunter2", "tok-123")
+    assert cfg.mqtt.password_file == str(creds / "mqtt-password")
+    assert "hunter2" not in str(cfg.redacted())
+
+
+@pytest.mark.parametrize(("value", "env", "message"), [
+    ("credential:mqtt-password", {}, r"mqtt.password_file: 'credential:mqtt-password' needs \$CREDENTIALS_DIRECTORY"),
+    ("credential:../pw", {"CREDENTIALS_DIRECTORY": "/run/credentials/x"}, "mqtt.password_file: .* one file name"),
+    ("credential:", {"CREDENTIALS_DIRECTORY": "/run/credentials/x"}, "mqtt.password_file: .* one file name"),
+])
+def test_credential_names_need_the_directory_and_one_file_name(tmp_path, value, env, message):
+    with pytest.raises(config.ConfigError, match=message):
+        config.load(write(tmp_path, f'[mqtt]\npassword_file = "{value}"\n'), env=env)
+
+
+def test_a_missing_credential_names_key_and_file(tmp_path):
+    cfg = config.load(write(tmp_path, '[influx]\ntoken_file = "credential:influx-token"\n'),
+                      env={"CREDENTIALS_DIRECTORY": str(tmp_path)})
+    with pytest.raises(config.ConfigError, match=f"influx.token_file: cannot read {tmp_path}/influx-token"):
+        cfg.influx_token()
