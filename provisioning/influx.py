@@ -149,12 +149,9 @@ class State:
 
 
 def plan(database: str, state: State, raw_days: int, trend_days: int) -> list[tuple[str, list[str]]]:
-    """``(message, statements)`` per object, in order; no statements = already as wanted."""
+    """``(message, statements)`` per policy and the CQ, in order; no statements = already as
+    wanted. The database exists (``run`` creates it first: InfluxDB may then add ``autogen``)."""
     steps: list[tuple[str, list[str]]] = []
-    if state.database_exists:
-        steps.append((f"database {database}: exists", []))
-    else:
-        steps.append((f"database {database}: create", [create_database(database)]))
     for p in policies(raw_days, trend_days):
         want = (float(p.hours), float(shard_hours(p.days)), p.default)
         what = f"retention policy {p.name}: {p.days}d{' default' if p.default else ''}"
@@ -229,8 +226,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     ql = _Tracked(InfluxQL(args.url, args.database, token=os.environ.get(TOKEN_ENV, ""), timeout_s=30))
     try:
-        steps = plan(args.database, read_state(ql), args.raw_days, args.trend_days)
+        state = read_state(ql)
         changed = 0
+        if state.database_exists:
+            print(f"database {args.database}: exists")
+        else:
+            ql.series(create_database(args.database), method="POST")
+            print(f"database {args.database}: create")
+            changed += 1
+            state = read_state(ql)
+        steps = plan(args.database, state, args.raw_days, args.trend_days)
         for message, statements in steps:
             for statement in statements:
                 ql.series(statement, method="POST")

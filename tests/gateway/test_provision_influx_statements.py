@@ -71,27 +71,23 @@ DONE = {"autogen": (720.0, 24.0, True), "trend": (17520.0, 168.0, False)}
 
 
 @pytest.mark.parametrize("state,expected", [
-    (State(False, {}, None), [
-        ("database wardwatch: create", ['CREATE DATABASE "wardwatch"']),
+    (State(True, {}, None), [  # retention-autocreate = false
         ("retention policy autogen: 30d default: create", [influx.create_policy("wardwatch", Policy("autogen", 30, True))]),
         ("retention policy trend: 730d: create", [influx.create_policy("wardwatch", Policy("trend", 730, False))]),
         ("continuous query vitals_1m: create", [influx.create_cq("wardwatch")]),
     ]),
     (State(True, {"autogen": (0.0, 168.0, True)}, None), [
-        ("database wardwatch: exists", []),
         ("retention policy autogen: 30d default: alter (was INF default)",
          [influx.alter_policy("wardwatch", Policy("autogen", 30, True))]),
         ("retention policy trend: 730d: create", [influx.create_policy("wardwatch", Policy("trend", 730, False))]),
         ("continuous query vitals_1m: create", [influx.create_cq("wardwatch")]),
     ]),
     (State(True, DONE, STORED_CQ), [
-        ("database wardwatch: exists", []),
         ("retention policy autogen: 30d default: unchanged", []),
         ("retention policy trend: 730d: unchanged", []),
         ("continuous query vitals_1m: unchanged", []),
     ]),
     (State(True, {**DONE, "trend": (17520.0, 168.0, True)}, STORED_CQ.replace("FOR 10m", "FOR 5m")), [
-        ("database wardwatch: exists", []),
         ("retention policy autogen: 30d default: unchanged", []),
         ("retention policy trend: 730d: alter (was 730d default)",
          [influx.alter_policy("wardwatch", Policy("trend", 730, False))]),
@@ -104,7 +100,7 @@ def test_plan(state, expected):
 
 def test_plan_with_other_durations_alters_both_policies():
     steps = influx.plan("wardwatch", State(True, DONE, STORED_CQ), 7, 365)
-    assert [m for m, _ in steps][1:3] == ["retention policy autogen: 7d default: alter (was 30d default)",
+    assert [m for m, _ in steps][0:2] == ["retention policy autogen: 7d default: alter (was 30d default)",
                                           "retention policy trend: 365d: alter (was 730d)"]
 
 
