@@ -13,6 +13,7 @@ import importlib
 # (name, module): one line per provisioning target, in the order a deployment needs them.
 TARGETS: list[tuple[str, str]] = [
     ("influx", "provisioning.influx"),
+    ("gateway", "provisioning.gateway_service"),
 ]
 
 
