@@ -12,6 +12,7 @@ have influxd || need="$need influxdb"
 python3 -c 'import ensurepip, venv' 2>/dev/null || need="$need python3-venv"
 have node || need="$need nodejs"
 have npm || need="$need npm"
+have systemd-analyze || need="$need systemd"
 [ -z "$need" ] && exit 0
 
 SUDO=""
