@@ -233,12 +233,16 @@ def run(args: argparse.Namespace) -> int:
         if changed:
             changes.append(path)
 
-    record(_install(under(UNIT_DIR) / UNIT_NAME, unit.encode(), 0o644), f"{UNIT_DIR}/{UNIT_NAME}", "systemd unit")
-    record(_install(under(CONFIG_PATH), config_data, 0o644), CONFIG_PATH, "gateway config")
-    if secrets or cred_dir.exists():
-        record(_ensure_dir(cred_dir, 0o700), CREDENTIALS_DIR + "/", "credentials, root only")
-    for name, data in secrets.items():
-        record(_install(cred_dir / name, data, 0o600), f"{CREDENTIALS_DIR}/{name}", "credential, 0600")
+    try:
+        record(_install(under(UNIT_DIR) / UNIT_NAME, unit.encode(), 0o644), f"{UNIT_DIR}/{UNIT_NAME}", "systemd unit")
+        record(_install(under(CONFIG_PATH), config_data, 0o644), CONFIG_PATH, "gateway config")
+        if secrets or cred_dir.exists():
+            record(_ensure_dir(cred_dir, 0o700), CREDENTIALS_DIR + "/", "credentials, root only")
+        for name, data in secrets.items():
+            record(_install(cred_dir / name, data, 0o600), f"{CREDENTIALS_DIR}/{name}", "credential, 0600")
+    except OSError as exc:
+        print(f"wardwatch provision gateway: {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return 1
     for name in CREDENTIALS:
         if name not in present:
             print(f"note: no {name} credential installed (--{CREDENTIALS[name][1].replace('_', '-')}): "

@@ -170,3 +170,10 @@ def test_enable_runs_systemctl_only_for_the_real_root(tmp_path, capsys):
     assert provision(tmp_path / "root", "--config", gateway_config(tmp_path), "--enable") == 2
     assert "--enable only with --root /" in capsys.readouterr().err
     assert not (tmp_path / "root").exists()
+
+
+def test_a_root_that_cannot_be_written_is_an_error_not_a_traceback(tmp_path, capsys):
+    root = tmp_path / "not-a-directory"
+    root.write_text("")
+    assert provision(root, "--config", gateway_config(tmp_path)) == 1
+    assert "Not a directory" in capsys.readouterr().err
