@@ -12,6 +12,7 @@ import importlib
 
 # (name, module): one line per provisioning target, in the order a deployment needs them.
 TARGETS: list[tuple[str, str]] = [
+    ("broker", "provisioning.broker"),
     ("influx", "provisioning.influx"),
     ("gateway", "provisioning.gateway_service"),
 ]
