@@ -22,13 +22,15 @@ from pathlib import Path
 
 from gateway.influxql import InfluxQL, quote_ident
 
+from provisioning import broker
+
 from .influx_v2_adapter import V2WriteAdapter
 
-DEPLOY_ACL = Path(__file__).resolve().parents[1] / "mosquitto" / "acl"
-GATEWAY_USER = "wardwatch-gateway"
+GATEWAY_USER = broker.GATEWAY_USER
 # A test-only user that may publish anywhere under the root (hostile payloads, fake devices).
 TESTER_USER = "wardwatch-tester"
 OPERATOR_USER = "ward-station"  # the operator account of provisioning/mosquitto/acl
+STACK_OPERATORS = (broker.Operator(OPERATOR_USER),)  # a station serving every ward
 
 
 def free_port() -> int:
@@ -116,11 +118,11 @@ class Mosquitto(_Process):
     name = "mosquitto"
 
     def __init__(self, workdir: Path, users: dict[str, str] | None = None, port: int | None = None,
-                 autosave: tuple[str, ...] = ("autosave_on_changes true", "autosave_interval 1000")):
+                 autosave: tuple[str, ...] = broker.AUTOSAVE):
         super().__init__(workdir)
         self.port = port or free_port()
         # How persistence is saved (Mosquitto writes its whole database each time); the
-        # deployment's setting by default (provisioning/mosquitto/wardwatch.conf).
+        # deployment's setting by default (provisioning.broker.AUTOSAVE).
         self.autosave = autosave
         self.users = dict(users or {})
         self.users.setdefault(GATEWAY_USER, secrets.token_urlsafe(16))
@@ -133,41 +135,33 @@ class Mosquitto(_Process):
         self.users.update(users)
 
     def _write_config(self) -> None:
+        """The broker's files, rendered by the deployment's generator (provisioning.broker)
+        with a plain loopback listener on ``port`` and the tester account added."""
         passwd = self.workdir / "passwd"
-        passwd.write_text("".join(f"{u}:{p}\n" for u, p in self.users.items()))
-        os.chmod(passwd, 0o600)
-        subprocess.run([_binary("mosquitto_passwd"), "-U", str(passwd)], check=True, capture_output=True)
+        broker.write_password_file(passwd, self.users)
         acl = self.workdir / "acl"
-        acl.write_text(DEPLOY_ACL.read_text() + f"\nuser {TESTER_USER}\ntopic readwrite wardwatch/#\n")
+        acl.write_text(broker.render_acl(STACK_OPERATORS, GATEWAY_USER,
+                                         extra=f"user {TESTER_USER}\ntopic readwrite wardwatch/#\n"))
         data = self.workdir / "data"
         data.mkdir(exist_ok=True)
-        self.conf.write_text(
-            "\n".join(
-                [
-                    # Run as whoever started us: as root, Mosquitto would otherwise switch
-                    # to the 'mosquitto' user, which cannot read a test's private files.
-                    f"user {getpass.getuser()}",
-                    "per_listener_settings false",
-                    "allow_anonymous false",
-                    f"password_file {passwd}",
-                    f"acl_file {acl}",
-                    f"listener {self.port} 127.0.0.1",
-                    "persistence true",
-                    f"persistence_location {data}/",
-                    *self.autosave,
-                    "max_queued_messages 1000000",
-                    "max_queued_bytes 0",
-                    "max_inflight_messages 1000",
-                    "set_tcp_nodelay true",
-                    "sys_interval 2",  # $SYS figures (the gateway reads the stored count) soon
-                    "persistent_client_expiration 1d",
-                    "log_dest stderr",
-                    "log_type error",
-                    "log_type warning",
-                    "",
-                ]
-            )
+        settings = broker.BrokerSettings(
+            password_file=str(passwd),
+            acl_file=str(acl),
+            listeners=(broker.Listener(self.port, "127.0.0.1", comment="The local stack: plain, loopback only."),),
+            persistence_location=f"{data}/",
+            autosave=tuple(self.autosave),
+            # Benchmarks push far more than a ward; the stack never drops for want of queue.
+            max_queued_messages=1000000,
+            persistent_client_expiration="1d",
+            # Run as whoever started us: as root, Mosquitto would otherwise switch to the
+            # 'mosquitto' user, which cannot read a test's private files.
+            run_as=getpass.getuser() if os.geteuid() == 0 else None,
+            sys_interval=2,  # $SYS figures (the gateway reads the stored count) soon
+            log_dest="stderr",
+            log_types=("error", "warning"),
+            header=("The local stack (provisioning/stack/services.py), from provisioning.broker.",),
         )
+        self.conf.write_text(broker.render_conf(settings))
 
     def start(self) -> "Mosquitto":
         self._write_config()
