@@ -116,6 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--since", default="24h", help="how far back, e.g. 90m, 24h, 7d")
     p.set_defaults(func=_cmd_audit)
 
+    from . import doctor
+
+    p = sub.add_parser("doctor", help="check a gateway's broker, TLS, InfluxDB, /healthz, clock, spool and devices")
+    doctor.add_arguments(p)
+    p.set_defaults(func=doctor.run)
+
     from provisioning.cli import add_subcommands
 
     p = sub.add_parser("provision", help="turn hosts and boards into a deployment (broker, gateway, InfluxDB, boards)")
