@@ -144,3 +144,61 @@ def test_spool_non_empty_warns(stack, gateway, capsys):
     code, got = run_inprocess(stack, gateway, capsys)
     assert got["spool"] == "WARN"
     assert code == 1  # InfluxDB is down: the influx check fails
+
+
+class _TLSServer:
+    """A loopback TLS listener presenting ``files.server_cert`` (the handshake is all tls checks)."""
+
+    def __init__(self, files):
+        import socket
+        import ssl
+        import threading
+
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(files.server_cert, files.server_key)
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.stopped = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        import ssl
+
+        while not self.stopped:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            try:
+                with self.ctx.wrap_socket(conn, server_side=True) as tls:
+                    tls.recv(1)
+            except (OSError, ssl.SSLError):
+                pass
+
+    def close(self):
+        self.stopped = True
+        self.sock.close()
+
+
+def test_live_tls_certificate_verifies_and_reports_days_left(tmp_path):
+    from gateway import config
+    from provisioning.tls import SERVER_DAYS, make_test_ca
+
+    files = make_test_ca(tmp_path / "tls", ["127.0.0.1", "localhost"])
+    other = make_test_ca(tmp_path / "other", ["127.0.0.1"])
+    server = _TLSServer(files)
+    try:
+        def cfg_with(cafile):
+            path = tmp_path / "tls.toml"
+            path.write_text(f'[mqtt]\nhost = "127.0.0.1"\nport = {server.port}\ntls = true\ncafile = "{cafile}"\n')
+            return config.load(path, env={})
+
+        good = doctor.check_tls(cfg_with(files.ca_cert))
+        assert good.level == "OK", good
+        assert f"{SERVER_DAYS - 1} days left" in good.message or f"{SERVER_DAYS} days left" in good.message
+        bad = doctor.check_tls(cfg_with(other.ca_cert))
+        assert bad.level == "FAIL" and "does not verify" in bad.message, bad
+        assert "mqtt.cafile" in bad.fix
+    finally:
+        server.close()
