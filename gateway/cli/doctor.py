@@ -75,7 +75,11 @@ def check_mqtt(cfg, timeout: float = 5.0) -> Result:
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"wardwatch-doctor-{secrets.token_hex(4)}")
     client.username_pw_set(cfg.mqtt.username, cfg.mqtt_password() or None)
     if cfg.mqtt.tls:
-        client.tls_set(ca_certs=cfg.mqtt.cafile or None)
+        try:
+            client.tls_set(ca_certs=cfg.mqtt.cafile or None)
+        except (OSError, ssl.SSLError) as exc:  # a missing or unreadable CA file
+            return Result("mqtt", FAIL, f"cannot use mqtt.cafile {cfg.mqtt.cafile!r}: {exc}",
+                          "point mqtt.cafile at the broker's CA certificate (PEM), readable by this user")
     done = threading.Event()
     outcome: dict = {}
 

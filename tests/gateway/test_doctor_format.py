@@ -125,3 +125,13 @@ def test_exit_code_fails_only_on_fail():
 def test_database_of_bucket():
     assert doctor.database_of("wardwatch/autogen") == "wardwatch"
     assert doctor.database_of("wardwatch") == "wardwatch"
+
+
+def test_a_missing_ca_file_is_a_fail_line_not_a_traceback(tmp_path):
+    from gateway import config
+    from gateway.cli.doctor import FAIL, check_mqtt
+
+    cfg_file = tmp_path / "gw.toml"
+    cfg_file.write_text(f'[mqtt]\nhost = "127.0.0.1"\nport = 1\ntls = true\ncafile = "{tmp_path / "nope.crt"}"\n')
+    result = check_mqtt(config.load(cfg_file, env={}))
+    assert result.level == FAIL and "mqtt.cafile" in result.message
