@@ -1,6 +1,7 @@
 """The gateway service: wires config, registry, ingest, writer, spool and health together.
 
-Run by ``wardwatch gateway --config FILE`` (systemd: provisioning/systemd). Stops cleanly on
+Run by ``wardwatch gateway --config FILE`` (systemd: provisioning/systemd). The health
+listener serves ``/healthz`` (JSON) and ``/metrics`` (Prometheus, gateway/metrics.py). Stops cleanly on
 SIGTERM/SIGINT: it stops taking messages, flushes what it holds to InfluxDB or the spool,
 acknowledges that, and disconnects. Whatever was not acknowledged stays in the broker's
 persistent session for the next start.
@@ -24,6 +25,7 @@ from .config import Config, ConfigError, load_limits
 from .dedup import Dedup
 from .ingest import MqttIngest, Processor
 from .logs import setup_logging
+from .metrics import Metrics
 from .registry import Registry
 from .sinks.alarms import AlarmService
 from .sinks.influx import InfluxWriter
@@ -101,6 +103,9 @@ class Gateway:
         self.lags: dict[str, tuple[int, bool]] = {}  # ward -> (ingest lag ms, simulated), each second
         self._stop = threading.Event()
         self._health: ThreadingHTTPServer | None = None
+        # /metrics (Prometheus) on the same listener; read at scrape time, nothing per reading.
+        self.metrics = Metrics(self)
+        self.writer.on_write = self.metrics.write_seconds.observe
 
     def _on_broker_stored(self, topic: str, payload: bytes, now_ms: int) -> None:
         try:
@@ -164,13 +169,18 @@ class Gateway:
                 pass
 
             def do_GET(self):  # noqa: N802
-                if self.path.split("?")[0] != "/healthz":
+                path = self.path.split("?")[0]
+                if path == "/metrics":
+                    status = 200
+                    data, ctype = gateway.metrics.exposition()
+                elif path == "/healthz":
+                    status, body = gateway.health()
+                    data, ctype = json.dumps(body).encode(), "application/json"
+                else:
                     self.send_error(404)
                     return
-                status, body = gateway.health()
-                data = json.dumps(body).encode()
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)

@@ -17,6 +17,7 @@ import hashlib
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -48,6 +49,8 @@ class AlarmService:
         self._last_ns = 0
         self._limits_ns = 0
         self.counts = {"events": 0, "commands": 0, "command_errors": 0}
+        # (ward, kind, event) -> events since start, for /metrics (gateway/metrics.py).
+        self.event_counts: Counter = Counter()
         now = int(time.time() * 1000)
         for row in self.store.patients():
             self.engine.admit(row.ward, row.bed, row.patient, row.scale, layer_from_dict(row.limits), now)
@@ -90,6 +93,13 @@ class AlarmService:
             self.on_reading(outcome.ward, outcome.message, now_ms)
         elif outcome.kind == "status":
             self.on_status(outcome.ward, outcome.message, now_ms)
+
+    def metrics(self) -> tuple[dict[tuple[str, str], int], dict[tuple[str, str, str], int]]:
+        """For a /metrics scrape: active alarms per (ward, priority), events per (ward, kind,
+        event). Takes the engine's lock, so it never sees a half-applied reading."""
+        with self._lock:
+            active = Counter((a.ward, a.priority) for a in self.engine.active())
+            return dict(active), dict(self.event_counts)
 
     def on_command_message(self, topic: str, payload: bytes, now_ms: int) -> None:
         """Ingest route for ``<prefix>/<ward>/cmd/<account>``; other topics are ignored."""
@@ -243,6 +253,7 @@ class AlarmService:
                 self._submit(lineproto.alarm(item.event, a, self._unique_ns(item.at_ms)))
                 beds.add((a.ward, a.bed))
                 self.counts["events"] += 1
+                self.event_counts[(a.ward, a.kind, item.event)] += 1
                 log.info("alarm %s: %s", item.event, a.text(), extra={"alarm_id": a.id, "event": item.event})
             elif isinstance(item, News2Update):
                 self._submit(lineproto.news2(item.ward, item.bed, item.result, item.simulated, self._unique_ns(item.at_ms)))

@@ -85,6 +85,8 @@ class InfluxWriter:
         self.stats = {"written_lines": 0, "spooled_lines": 0, "drained_batches": 0, "write_errors": 0, "batches": 0,
                       "backpressure_waits": 0}
         self.last_write_ms = 0.0
+        # Called with each successful write's duration in seconds (the /metrics histogram).
+        self.on_write: Callable[[float], None] | None = None
         self._writer: threading.Thread | None = None
         self._drainer = threading.Thread(target=self._drain_loop, name="spool-drainer", daemon=True)
 
@@ -227,7 +229,10 @@ class InfluxWriter:
             if exc.status == 400:
                 raise WriteRejected(str(exc.body)[:300]) from None
             raise
-        self.last_write_ms = (time.perf_counter() - t0) * 1000
+        seconds = time.perf_counter() - t0
+        self.last_write_ms = seconds * 1000
+        if self.on_write is not None:
+            self.on_write(seconds)
 
     def _drain_loop(self) -> None:
         backoff = self.drain_interval
