@@ -128,11 +128,12 @@ async def _supervise(board, app, store, margin):
 
 
 def sensors_for(board, cfg):
-    """The board's real sensors, or None for simulated vitals (``"sim": true``, the default
-    until a board is wired). ``thermometer``: "max30205" (same I2C bus), "ds18b20" (OneWire
+    """The board's real sensors, or None for simulated vitals. Only ``"sim": true`` simulates:
+    a config without ``sim`` runs the real sensors, so no ward sees invented numbers by
+    accident. ``thermometer``: "max30205" (same I2C bus), "ds18b20" (OneWire
     on the profile's pin) or "none". A sensor that does not answer reads as probe "fault"
     with null values; it never produces a number."""
-    if cfg.get("sim", True):
+    if cfg.get("sim", False):
         return None
     from bedside.drivers import DriverError
     from bedside.drivers.max30102 import MAX30102
@@ -187,9 +188,52 @@ async def _main(cfg):
     await app.run()
 
 
+def plan(cfg):
+    """What this board will do with ``cfg``, as lines of text; raises ValueError naming the
+    key when ``bedside.app.check_config`` refuses the config. Pure: touches no hardware, so
+    it runs anywhere MicroPython does (provisioning runs it on the board after copying)."""
+    from bedside import VERSION
+    from bedside.app import check_config
+    from bedside.reading import topic
+
+    c = check_config(cfg)
+    b = c["broker"]
+    wifi = c.get("wifi") or {}
+    if c["sim"]:
+        sensors = "SIMULATED vitals (sim: true), scenario %s, seed %s" % (c["scenario"], c["seed"])
+    else:
+        sensors = "real sensors: MAX30102 + %s" % (c.get("thermometer", "max30205"),)
+    return [
+        "firmware %s, board %s" % (VERSION, c["board"]),
+        "device %s in ward %s" % (c["dev"], c["ward"]),
+        "wifi %s" % (wifi.get("ssid") or "(none: link managed elsewhere)",),
+        "broker %s:%d %s as %s%s" % (b["host"], b["port"], "TLS" if b["tls"] else "PLAIN", b["user"],
+                                     ", CA " + b["cafile"] if b["cafile"] else ""),
+        "publish %s every %s s" % (topic(c["prefix"], c["ward"], c["dev"], "vitals"), 1 / c["rate_hz"]),
+        sensors,
+    ]
+
+
+def check(path=CONFIG):
+    """Config-check mode of the boot path: load ``path``, print the plan line by line and
+    ``check: ok``, or ``check: FAILED <reason>``; returns True when the config is usable.
+    Who calls it: ``main()`` on every boot (the serial log shows what the board does) and
+    ``wardwatch provision device`` after flashing (through mpremote)."""
+    try:
+        lines = plan(load_config(path))
+    except (OSError, ValueError) as e:
+        print("check: FAILED", repr(e))
+        return False
+    for line in lines:
+        print("check:", line)
+    print("check: ok")
+    return True
+
+
 def main(path=CONFIG):
     import asyncio
 
+    check(path)
     cfg = load_config(path)
     try:
         asyncio.run(_main(cfg))

@@ -55,7 +55,7 @@ DEFAULTS = {
     "rate_hz": 1,
     "outbox_cap": 300,  # 5 min at 1 Hz; ~200 B per reading, sized for an ESP32 without PSRAM
     "board": "host",
-    "sim": True,
+    "sim": False,  # real sensors unless the config says "sim": true (never simulate by accident)
     "seed": 0,
     "scenario": "stable",
     "status_s": 30,
@@ -116,6 +116,8 @@ def check_config(cfg):
         raise ValueError("seq: need 0..2**32-1")
     if out["board"] not in ("host", "esp32", "rp2"):
         raise ValueError("board: host, esp32 or rp2")
+    if not isinstance(out["sim"], bool):
+        raise ValueError("sim: need true or false, got %r" % (out["sim"],))
     return out
 
 

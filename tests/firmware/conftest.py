@@ -88,6 +88,7 @@ class Broker:
             "broker": {"host": "127.0.0.1", "port": self.port, "password": DEVICES.get(dev),
                        "keepalive": 5, "backoff_min_ms": 100, "backoff_max_ms": 500, "timeout_ms": 2000},
             "rate_hz": 20,
+            "sim": True,
             "seed": 1,
         }
         broker_over = over.pop("broker", {})

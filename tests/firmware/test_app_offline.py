@@ -15,7 +15,7 @@ from .conftest import wait
 
 
 def offline_cfg(**over):
-    cfg = {"dev": "dev-01", "ward": "w1", "rate_hz": 50,
+    cfg = {"dev": "dev-01", "ward": "w1", "rate_hz": 50, "sim": True,
            "broker": {"host": "127.0.0.1", "port": free_port(), "backoff_min_ms": 50, "backoff_max_ms": 100}}
     cfg.update(over)
     return cfg

@@ -17,7 +17,7 @@ BOOT = (
 
 def test_main_py_boots_from_config_json(broker, tmp_path, status_schema):
     cfg = {
-        "dev": "dev-01", "ward": WARD, "board": "esp32", "rate_hz": 10, "seq_file": str(tmp_path / "seq"),
+        "dev": "dev-01", "ward": WARD, "board": "esp32", "rate_hz": 10, "sim": True, "seq_file": str(tmp_path / "seq"),
         "wifi": {"ssid": "ward-net", "key": "k"},
         "broker": {"host": "127.0.0.1", "port": broker.port, "password": DEVICES["dev-01"]},
     }
@@ -40,7 +40,7 @@ def test_main_py_boots_from_config_json(broker, tmp_path, status_schema):
 
 def test_seq_continues_across_reboots_without_reuse(broker, tmp_path):
     cfg = {
-        "dev": "dev-02", "ward": WARD, "board": "rp2", "rate_hz": 20, "seq_file": str(tmp_path / "seq"),
+        "dev": "dev-02", "ward": WARD, "board": "rp2", "rate_hz": 20, "sim": True, "seq_file": str(tmp_path / "seq"),
         "seq_block": 50, "wifi": {"ssid": "ward-net", "key": "k"},
         "broker": {"host": "127.0.0.1", "port": broker.port, "password": DEVICES["dev-02"]},
     }
@@ -129,3 +129,42 @@ def test_status_led_flashes_fast_while_the_broker_refuses_the_device():
     assert lit_changes(refusing=True) >= 15  # ~5 flashes a second
     assert lit_changes(refusing=False) <= 2  # on and off on alternate seconds
     assert lit_changes(refusing=False, connected=True) == 0
+
+
+def _check(tmp_path, cfg) -> tuple[bool, list[str]]:
+    """main.check() on a config file, in a fresh interpreter: (its result, its lines)."""
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(cfg))
+    code = "import sys; sys.path.insert(0, sys.argv[2]); import main; print(main.check(sys.argv[1]))"
+    out = subprocess.run([sys.executable, "-c", code, str(path), str(FIRMWARE)], capture_output=True, text=True,
+                         timeout=60, check=True).stdout.splitlines()
+    return out[-1] == "True", out[:-1]
+
+
+def test_a_config_without_sim_means_real_sensors_and_the_check_says_so(tmp_path):
+    from bedside.app import check_config
+
+    assert check_config({"dev": "bed-01-a", "ward": "w1", "broker": {"host": "h"}})["sim"] is False
+    ok, lines = _check(tmp_path, {"dev": "bed-01-a", "ward": "w1", "board": "esp32",
+                                  "broker": {"host": "10.0.0.2", "tls": True, "cafile": "/ca.crt"},
+                                  "wifi": {"ssid": "ward-net", "key": "k"}})
+    assert ok
+    assert lines == [
+        "check: firmware 0.1.0, board esp32",
+        "check: device bed-01-a in ward w1",
+        "check: wifi ward-net",
+        "check: broker 10.0.0.2:8883 TLS as bed-01-a, CA /ca.crt",
+        "check: publish wardwatch/v1/w1/bed-01-a/vitals every 1.0 s",
+        "check: real sensors: MAX30102 + max30205",
+        "check: ok",
+    ]
+    ok, lines = _check(tmp_path, {"dev": "bed-01-a", "ward": "w1", "sim": True, "scenario": "desat", "seed": 4,
+                                  "broker": {"host": "h"}})
+    assert ok and "check: SIMULATED vitals (sim: true), scenario desat, seed 4" in lines
+
+
+def test_the_check_names_the_bad_key_and_fails(tmp_path):
+    ok, lines = _check(tmp_path, {"dev": "bed-01-a", "ward": "w1", "sim": "yes", "broker": {"host": "h"}})
+    assert not ok and lines[-1].startswith("check: FAILED") and "sim: need true or false" in lines[-1]
+    ok, lines = _check(tmp_path, {"ward": "w1", "broker": {"host": "h"}})
+    assert not ok and "dev: need a device id" in lines[-1]

@@ -80,7 +80,7 @@ def test_an_unknown_ca_fails_the_handshake_and_is_retried(tls_broker, tmp_path, 
     other = tmp_path / "other"
     other.mkdir()
     make_ca_and_server_cert(other)
-    cfg = {"dev": "sim-w1-01", "ward": "w1", "rate_hz": 10,
+    cfg = {"dev": "sim-w1-01", "ward": "w1", "rate_hz": 10, "sim": True,
            "broker": {"host": "127.0.0.1", "port": tls_broker.tls_port, "password": "pw1", "tls": True,
                       "cafile": str(other / "ca.crt"), "backoff_min_ms": 50, "backoff_max_ms": 200}}
     app = App(cfg)
