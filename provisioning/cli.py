@@ -15,6 +15,7 @@ TARGETS: list[tuple[str, str]] = [
     ("broker", "provisioning.broker"),
     ("influx", "provisioning.influx"),
     ("gateway", "provisioning.gateway_service"),
+    ("device", "provisioning.device"),
 ]
 
 
