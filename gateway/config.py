@@ -15,7 +15,9 @@ loaded, and without that variable loading fails naming the key.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
+import urllib.parse
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -82,6 +84,48 @@ class Alarms(msgspec.Struct, forbid_unknown_fields=True):
     obs_valid_s: Annotated[float, msgspec.Meta(ge=60, le=86400)] = 12 * 3600
 
 
+NotifyEvent = Literal[
+    "raised", "escalated", "deescalated", "reactivated", "latched", "acked", "reminder", "cleared", "unacknowledged"
+]
+
+
+class NotifyRoute(msgspec.Struct, forbid_unknown_fields=True):
+    """One ``[[notify.routes]]`` table (gateway/notify_policy.py, docs/alarms.md "Notifications").
+
+    Apprise URLs come from ``urls`` (no secrets: a URL with a password is refused),
+    ``urls_file`` (one URL per line, ``#`` comments; ``credential:NAME`` under systemd) and
+    ``urls_env`` (the name of an environment variable holding URLs separated by whitespace).
+    """
+
+    name: str = ""
+    wards: list[Annotated[str, msgspec.Meta(pattern=rf"^(\*|{WARD_PATTERN})$")]] = msgspec.field(
+        default_factory=lambda: ["*"]
+    )
+    priorities: list[Literal["high", "medium", "low"]] = msgspec.field(default_factory=lambda: ["high"])
+    kinds: list[Literal["physiological", "technical"]] = msgspec.field(
+        default_factory=lambda: ["physiological", "technical"]
+    )
+    events: list[NotifyEvent] = msgspec.field(default_factory=lambda: ["raised", "escalated", "unacknowledged"])
+    urls: list[str] = msgspec.field(default_factory=list)
+    urls_file: str = ""
+    urls_env: str = ""
+    rate_per_min: Annotated[int, msgspec.Meta(ge=1, le=600)] = 6
+    # An alarm notified and still unacknowledged is notified again this often; 0: never.
+    remind_s: Annotated[float, msgspec.Meta(ge=0, le=86400)] = 300
+
+
+class NotifyRetry(msgspec.Struct, forbid_unknown_fields=True):
+    max_attempts: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 10
+    base_s: Annotated[float, msgspec.Meta(ge=0.1, le=3600)] = 5
+    max_s: Annotated[float, msgspec.Meta(ge=0.1, le=86400)] = 600
+
+
+class Notify(msgspec.Struct, forbid_unknown_fields=True):
+    enabled: bool = True
+    routes: list[NotifyRoute] = msgspec.field(default_factory=list)
+    retry: NotifyRetry = msgspec.field(default_factory=NotifyRetry)
+
+
 class Log(msgspec.Struct, forbid_unknown_fields=True):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["json", "text"] = "json"
@@ -96,6 +140,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
     registry: Registry = msgspec.field(default_factory=Registry)
     health: Health = msgspec.field(default_factory=Health)
     alarms: Alarms = msgspec.field(default_factory=Alarms)
+    notify: Notify = msgspec.field(default_factory=Notify)
     log: Log = msgspec.field(default_factory=Log)
 
     def redacted(self) -> dict:
@@ -104,6 +149,8 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
         for section, key in (("mqtt", "password"), ("influx", "token")):
             if data[section][key]:
                 data[section][key] = "***"
+        for route in data["notify"]["routes"]:
+            route["urls"] = [_url_label(u) for u in route["urls"]]
         return data
 
     def mqtt_password(self) -> str:
@@ -111,6 +158,25 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
 
     def influx_token(self) -> str:
         return _secret(self.influx.token, self.influx.token_file, "influx.token")
+
+    def notify_urls(self, index: int, env: dict[str, str] | None = None) -> list[str]:
+        """Route ``index``'s apprise URLs: ``urls``, then ``urls_file``'s lines, then
+        ``urls_env``'s words. Secret: never log what this returns."""
+        route = self.notify.routes[index]
+        urls = list(route.urls)
+        where = f"notify.routes[{index}]"
+        if route.urls_file:
+            try:
+                text = Path(route.urls_file).read_text()
+            except OSError as exc:
+                raise ConfigError(f"{where}.urls_file: cannot read {route.urls_file}: {exc.strerror}") from None
+            urls += [s for s in (line.strip() for line in text.splitlines()) if s and not s.startswith("#")]
+        if route.urls_env:
+            value = (os.environ if env is None else env).get(route.urls_env, "")
+            if not value.strip():
+                raise ConfigError(f"{where}.urls_env: environment variable {route.urls_env} is not set or empty")
+            urls += value.split()
+        return urls
 
 
 class ConfigError(Exception):
@@ -120,7 +186,67 @@ class ConfigError(Exception):
 ENV_PREFIX = "WARDWATCH_"
 CREDENTIAL_SCHEME = "credential:"
 _SECRET_FILES = (("mqtt", "password_file"), ("influx", "token_file"))
-_SECTIONS = ("mqtt", "influx", "spool", "registry", "health", "alarms", "log")
+_SECTIONS = ("mqtt", "influx", "spool", "registry", "health", "alarms", "notify", "log")
+
+
+def _url_label(url: str) -> str:
+    """An apprise URL's scheme only, for printing the config."""
+    return url.split("://", 1)[0] + "://***" if "://" in url else "***"
+
+
+def _route_line(text: str, index: int, key: str) -> int | None:
+    """The line of ``key`` in the ``index``-th ``[[notify.routes]]`` table of TOML ``text``,
+    else that table's header line, else None."""
+    lines = text.splitlines()
+    headers = [n for n, line in enumerate(lines) if re.match(r"^\[\[\s*notify\.routes\s*\]\]", line.strip())]
+    if index >= len(headers):
+        return None
+    start = headers[index]
+    for n in range(start + 1, len(lines)):
+        stripped = lines[n].strip()
+        if stripped.startswith("["):
+            break
+        if key and re.match(rf"^{re.escape(key)}\s*=", stripped):
+            return n + 1
+    return start + 1
+
+
+def _locate(source: str, text: str, err: msgspec.ValidationError) -> str:
+    """``located`` for config errors; one in a ``[[notify.routes]]`` table names its index
+    and finds the line in that table (tomlkeys does not count array tables)."""
+    m = re.search(r"\$\.notify\.routes\[(\d+)\]", str(err))
+    if not m:
+        return located(source, text, error_key(err), error_message(err))
+    index = int(m.group(1))
+    rest = error_key(err).removeprefix("notify.routes").lstrip(".")
+    line = _route_line(text, index, rest.split(".")[0])
+    where = f"{source}:{line}" if line else source
+    return f"{where}: notify.routes[{index}]{'.' + rest if rest else ''}: {error_message(err)}"
+
+
+def _check_notify(cfg: "Config", source: str, text: str) -> None:
+    """Route names unique (default ``route<N>``), every route with a URL source, and no
+    password in a URL written in the config file."""
+    names: set[str] = set()
+    for index, route in enumerate(cfg.notify.routes):
+        def fail(key: str, problem: str) -> ConfigError:
+            line = _route_line(text, index, key) if text else None
+            where = f"{source}:{line}" if line else source
+            return ConfigError(f"{where}: notify.routes[{index}].{key}: {problem}")
+
+        route.name = route.name or f"route{index + 1}"
+        if route.name in names:
+            raise fail("name", f"route name {route.name!r} used twice")
+        names.add(route.name)
+        if not (route.urls or route.urls_file or route.urls_env):
+            raise fail("urls", "a route needs urls, urls_file or urls_env")
+        for url in route.urls:
+            try:
+                password = urllib.parse.urlsplit(url).password
+            except ValueError:
+                password = None
+            if password:
+                raise fail("urls", "a URL with a password belongs in urls_file or urls_env, not in the config file")
 
 
 def read_toml(path: str | Path, what: str, error: type[Exception] = ConfigError) -> tuple[str, dict]:
@@ -187,7 +313,7 @@ def load(path: str | Path | None, env: dict[str, str] | None = None) -> Config:
     try:
         msgspec.convert(data, Config)
     except msgspec.ValidationError as err:
-        raise ConfigError(located(source, text, error_key(err), error_message(err))) from None
+        raise ConfigError(_locate(source, text, err)) from None
     overrides = _env_overrides(env)
     try:
         # Environment values are strings; str_values lets "8883" become an int where one is due.
@@ -195,24 +321,26 @@ def load(path: str | Path | None, env: dict[str, str] | None = None) -> Config:
     except msgspec.ValidationError as err:
         env_name = ENV_PREFIX + error_key(err).replace(".", "_").upper()
         raise ConfigError(f"environment {env_name}: {error_message(err)}") from None
+    _check_notify(cfg, source, text)
     _resolve_credentials(cfg, env)
     return cfg
 
 
 def _resolve_credentials(cfg: Config, env: dict[str, str]) -> None:
     """Replace ``credential:NAME`` secret-file values by ``$CREDENTIALS_DIRECTORY/NAME``."""
-    for section, key in _SECRET_FILES:
-        part = getattr(cfg, section)
+    secret_files = [(getattr(cfg, section), key, f"{section}.{key}") for section, key in _SECRET_FILES]
+    secret_files += [(r, "urls_file", f"notify.routes[{i}].urls_file") for i, r in enumerate(cfg.notify.routes)]
+    for part, key, where in secret_files:
         value = getattr(part, key)
         if not value.startswith(CREDENTIAL_SCHEME):
             continue
         name = value[len(CREDENTIAL_SCHEME) :]
         if not name or "/" in name or name in (".", ".."):
-            raise ConfigError(f"{section}.{key}: {value!r}: a credential name is one file name")
+            raise ConfigError(f"{where}: {value!r}: a credential name is one file name")
         directory = env.get("CREDENTIALS_DIRECTORY", "")
         if not directory:
             raise ConfigError(
-                f"{section}.{key}: {value!r} needs $CREDENTIALS_DIRECTORY (set by systemd for "
+                f"{where}: {value!r} needs $CREDENTIALS_DIRECTORY (set by systemd for "
                 "a unit with LoadCredential=), which is not set"
             )
         setattr(part, key, str(Path(directory) / name))

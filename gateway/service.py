@@ -25,10 +25,12 @@ from .config import Config, ConfigError, load_limits
 from .dedup import Dedup
 from .ingest import MqttIngest, Processor
 from .logs import setup_logging
+from .notify_policy import Retry, Route
 from .metrics import Metrics
 from .registry import Registry
 from .sinks.alarms import AlarmService
 from .sinks.influx import InfluxWriter
+from .sinks.notify import Notifier, unknown_urls
 from .sinks.spool import Spool
 
 log = logging.getLogger("wardwatch.gateway")
@@ -77,6 +79,9 @@ class Gateway:
         self.ingest = MqttIngest(cfg, self.processor, self.writer.submit)
         self.registry = registry
         self.alarms: AlarmService | None = None
+        self.notifier: Notifier | None = None
+        if cfg.alarms.enabled and cfg.notify.enabled and cfg.notify.routes:
+            self.notifier = _notifier(cfg, state)
         if cfg.alarms.enabled:
             try:
                 limits = load_limits(cfg.alarms.limits_file) if cfg.alarms.limits_file else Limits()
@@ -88,7 +93,10 @@ class Gateway:
                 publish=self.ingest.publish,
                 remind_s=cfg.alarms.remind_s, obs_valid_s=cfg.alarms.obs_valid_s,
                 limits_source=cfg.alarms.limits_file,
+                on_event=self.notifier.submit if self.notifier else None,
             )
+            if self.notifier is not None:
+                self.notifier.seed(self.alarms.engine.active())
             # Routing by topic kind: readings and statuses reach the engine through ingest's
             # listener; commands have their own topics and go to the alarm shell directly.
             self.ingest.listen(self.alarms.on_outcome)
@@ -156,6 +164,7 @@ class Gateway:
             "alarms": (
                 {"active": len(self.alarms.engine.active()), **self.alarms.counts} if self.alarms else None
             ),
+            "notify": self.notifier.health() if self.notifier else None,
             "uptime_s": int(time.monotonic() - self.started),
         }
         return (200 if state in ("ok", "degraded") else 503), body
@@ -202,6 +211,8 @@ class Gateway:
         self._serve_health()
         self.writer.start(self.ingest.on_durable)
         self.ingest.start()
+        if self.notifier is not None:
+            self.notifier.start()
         threading.Thread(target=self._metrics_loop, name="self-metrics", daemon=True).start()
         log.info("gateway started", extra={"config": self.cfg.redacted(), "healthz_port": self.health_port})
 
@@ -255,12 +266,33 @@ class Gateway:
         self.ingest.stop()
         self.writer.stop()
         self.ingest.close()
+        if self.notifier is not None:
+            self.notifier.stop()  # after ingest: no alarm event comes any more
         if self.alarms is not None:
             self.alarms.close()
         if self._health:
             self._health.shutdown()
             self._health.server_close()
         log.info("gateway stopped", extra={"counts": dict(self.ingest.counts)})
+
+
+def _notifier(cfg: Config, state: Path) -> Notifier:
+    """The notifier of ``[notify]``. A route without URLs, or with one apprise does not
+    know, is a config error; the URL itself is never shown (it may hold a secret)."""
+    routes = []
+    for index, r in enumerate(cfg.notify.routes):
+        urls = cfg.notify_urls(index)
+        if not urls:
+            raise ConfigError(f"notify.routes[{index}] ({r.name}): no URL in urls, urls_file or urls_env")
+        bad = unknown_urls(urls)
+        if bad:
+            raise ConfigError(f"notify.routes[{index}] ({r.name}): URL number {', '.join(map(str, bad))} is not one "
+                              "apprise supports (not shown: it may hold a secret)")
+        route = Route(r.name, (), tuple(r.wards), tuple(r.priorities), tuple(r.kinds), tuple(r.events),
+                      r.rate_per_min, r.remind_s)
+        routes.append((route, urls))
+    retry = Retry(cfg.notify.retry.max_attempts, cfg.notify.retry.base_s, cfg.notify.retry.max_s)
+    return Notifier(routes, retry, state)
 
 
 def run(cfg: Config) -> int:

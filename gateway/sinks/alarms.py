@@ -39,12 +39,17 @@ class AlarmService:
     """See the module docstring. ``publish`` must not block (paho's publish queues)."""
 
     def __init__(self, prefix: str, registry: Registry, state_dir: Path, limits: Limits, submit: Callable[[str], None],
-                 publish: Publish, remind_s: float = 120, obs_valid_s: float = 12 * 3600, limits_source: str = ""):
+                 publish: Publish, remind_s: float = 120, obs_valid_s: float = 12 * 3600, limits_source: str = "",
+                 on_event: Callable[[AlarmEvent], None] | None = None):
         self.prefix = prefix
         self.engine = Engine(limits, registry, remind_s=remind_s, obs_valid_s=obs_valid_s)
         self.store = Store(Path(state_dir) / "alarms.sqlite")
         self._submit = submit
         self.topics = AlarmTopics(prefix, publish)
+        # Every alarm event, before the alarm is saved (gateway.sinks.notify.Notifier.submit:
+        # queues notifications, must not block). Before: a crash in between repeats an alarm
+        # (and its notice) at the next start rather than losing the notice.
+        self._on_event = on_event
         self._lock = threading.Lock()
         self._last_ns = 0
         self._limits_ns = 0
@@ -255,6 +260,8 @@ class AlarmService:
                 self.counts["events"] += 1
                 self.event_counts[(a.ward, a.kind, item.event)] += 1
                 log.info("alarm %s: %s", item.event, a.text(), extra={"alarm_id": a.id, "event": item.event})
+                if self._on_event is not None:
+                    self._on_event(item)
             elif isinstance(item, News2Update):
                 self._submit(lineproto.news2(item.ward, item.bed, item.result, item.simulated, self._unique_ns(item.at_ms)))
                 self.topics.news2(item)
