@@ -9,7 +9,8 @@ file NAME in ``$CREDENTIALS_DIRECTORY``, where systemd puts what the unit's
 ``LoadCredential=NAME:PATH`` loads (``wardwatch provision gateway`` sets
 ``WARDWATCH_MQTT_PASSWORD_FILE=credential:mqtt-password`` and
 ``WARDWATCH_INFLUX_TOKEN_FILE=credential:influx-token``); it is resolved when the config is
-loaded, and without that variable loading fails naming the key.
+loaded, and without that variable loading fails naming the key. ``[[notify.routes]]``
+``urls_file`` (apprise URLs, docs/alarms.md "Notifications") takes ``credential:NAME`` too.
 """
 
 from __future__ import annotations
