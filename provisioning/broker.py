@@ -97,6 +97,7 @@ class BrokerSettings:
     header: tuple[str, ...] = (
         "Install as /etc/mosquitto/conf.d/wardwatch.conf; see provisioning/README.md.",
     )
+    include_dir: str | None = None  # bridges/ of a site broker (render_bridge), 0700
 
 
 EXAMPLE_SETTINGS = BrokerSettings()
@@ -159,7 +160,130 @@ def render_conf(s: BrokerSettings) -> str:
     if s.log_dest:
         out.append(f"log_dest {s.log_dest}")
     out += [f"log_type {t}" for t in s.log_types]
+    if s.include_dir:
+        out += ["", "# Bridges to the central broker (one 0600 file each: they hold the remote password).",
+                f"include_dir {s.include_dir}"]
     return "\n".join(out) + "\n"
+
+
+# ---- bridges: a site broker forwarding its wards to a central one ---------------------------
+
+# What crosses a bridge, per ward, and which way (Mosquitto: "out" = site to central). Devices
+# publish readings and statuses at the site; the gateways run at the central broker and send
+# watermarks, device config, alarms, NEWS2 and command replies back to the site's devices,
+# displays and stations; the site's stations send commands up. Never "both": each topic has one
+# publisher side, so nothing can loop, and the central ACL grants the bridge only these.
+BRIDGE_TOPICS: tuple[tuple[str, str], ...] = (
+    ("+/vitals", "out"),
+    ("+/status", "out"),
+    ("cmd/+", "out"),
+    ("+/durable", "in"),
+    ("+/config", "in"),
+    ("alarms/#", "in"),
+    ("news2/#", "in"),
+    ("cmd/+/reply", "in"),
+)
+
+# A central outage is queued by the site broker (the bridge is one persistent client there):
+# max_queued_messages applies to it as to any client. 200000 is 40 beds at 1 Hz for 83
+# minutes, 200 beds for 16 minutes; size it as beds x rate x the outage to ride out
+# (--max-queued). Devices keep only 300 readings each (5 min at 1 Hz) waiting for a watermark,
+# so beyond that the site broker's queue (persisted, saved every 1000 changes) is what holds.
+BRIDGE_RESTART = (1, 10)  # reconnect backoff, s: base and cap (Mosquitto's decorrelated jitter)
+
+
+@dataclass(frozen=True)
+class Bridge:
+    """A site broker's bridge to the central broker where the gateways run.
+
+    ``username``/``password``: the site's account in the central broker (its ACL:
+    :func:`render_acl` ``bridges=``). ``cafile``: the central broker's CA as installed at
+    the site; given, the bridge uses TLS. The password is written into the bridge file only
+    (0600), never printed."""
+
+    name: str
+    address: str  # host:port of the central broker
+    wards: tuple[str, ...]
+    username: str
+    password: str
+    cafile: str | None = None
+    restart_timeout: tuple[int, int] = BRIDGE_RESTART
+    keepalive_s: int = 30
+
+
+@dataclass(frozen=True)
+class BridgeAccount:
+    """The central broker's side of a bridge: the account one site's bridge logs in with,
+    allowed exactly the wards that site serves."""
+
+    name: str
+    wards: tuple[str, ...]
+
+
+def check_bridge_wards(wards) -> tuple[str, ...]:
+    wards = tuple(wards)
+    if not wards:
+        raise ValueError("a bridge needs at least one ward")
+    for ward in wards:
+        if not WARD_RE.match(ward):
+            raise ValueError(f"invalid ward {ward!r} for a bridge ('+' is not allowed: name the wards)")
+    if len(set(wards)) != len(wards):
+        raise ValueError("a ward is listed twice for the bridge")
+    return wards
+
+
+def render_bridge(b: Bridge) -> str:
+    """The bridge file (``include_dir``) for ``b``: Mosquitto's ``connection`` section.
+    Contains the remote password: install it 0600, owned by the broker's user."""
+    check_account(b.username)
+    if not re.match(r"^[a-z0-9][a-z0-9-]{0,63}$", b.name):
+        raise ValueError(f"invalid bridge name {b.name!r}")
+    host, sep, port = b.address.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ValueError(f"bridge address {b.address!r}: expected HOST:PORT")
+    if not b.password or "\n" in b.password or " " in b.password:
+        raise ValueError("the bridge password is empty or has spaces or newlines")
+    wards = check_bridge_wards(b.wards)
+    base, cap = b.restart_timeout
+    out = [
+        f"# Bridge {b.name}: this site broker forwards wards {', '.join(wards)} to the central broker",
+        "# where the gateways run (provisioning/broker.py render_bridge). 0600: it holds a password.",
+        f"connection {b.name}",
+        f"address {b.address}",
+        "bridge_protocol_version mqttv311",
+        "# Persistent on both sides: the central broker keeps the bridge's subscriptions and queues",
+        "# what comes back (watermarks, alarms) while the bridge is down; the site queues what goes up.",
+        "cleansession false",
+        "local_cleansession false",
+        f"remote_clientid bridge-{b.name}",
+        f"local_clientid bridge-{b.name}-local",
+        f"remote_username {b.username}",
+        f"remote_password {b.password}",
+        "start_type automatic",
+        f"restart_timeout {base} {cap}",
+        f"keepalive_interval {b.keepalive_s}",
+        "# Bridge state on this broker's $SYS only: the central ACL grants the bridge wards, not $SYS.",
+        "notifications true",
+        "notifications_local_only true",
+        "try_private true",
+    ]
+    if b.cafile:
+        out += [f"bridge_cafile {b.cafile}", "bridge_tls_version tlsv1.2", "bridge_insecure false"]
+    for ward in wards:
+        out.append(f"# ward {ward}")
+        out += [f"topic {PREFIX}/{ward}/{suffix} {direction} 1" for suffix, direction in BRIDGE_TOPICS]
+    return "\n".join(out) + "\n"
+
+
+def _bridge_block(acct: BridgeAccount) -> list[str]:
+    wards = check_bridge_wards(acct.wards)
+    lines = [f"# Site bridge {acct.name} (wards {', '.join(wards)}): forwards its devices' readings and",
+             "# statuses and its stations' commands; reads back what the gateway sends to that site.",
+             f"user {acct.name}"]
+    for ward in wards:
+        for suffix, direction in BRIDGE_TOPICS:
+            lines.append(f"topic {'write' if direction == 'out' else 'read'} {PREFIX}/{ward}/{suffix}")
+    return lines
 
 
 def _operator_block(op: Operator) -> list[str]:
@@ -175,9 +299,11 @@ def _operator_block(op: Operator) -> list[str]:
 
 
 def render_acl(operators: tuple[Operator, ...] | list[Operator] = EXAMPLE_OPERATORS,
-               gateway_user: str = GATEWAY_USER, extra: str = "") -> str:
-    """The ACL text: device patterns, the gateway, then one block per operator account.
-    ``extra`` is appended verbatim (the local stack's tester account)."""
+               gateway_user: str = GATEWAY_USER, extra: str = "",
+               bridges: tuple[BridgeAccount, ...] | list[BridgeAccount] = ()) -> str:
+    """The ACL text: device patterns, the gateway, then one block per operator account and
+    per site bridge (a central broker's). ``extra`` is appended verbatim (the local stack's
+    tester account)."""
     for op in operators:
         check_operator(op)
     out = [
@@ -208,6 +334,9 @@ def render_acl(operators: tuple[Operator, ...] | list[Operator] = EXAMPLE_OPERAT
     ]
     for i, op in enumerate(operators):
         out += ([""] if i else []) + _operator_block(op)
+    for acct in bridges:
+        check_account(acct.name)
+        out += [""] + _bridge_block(acct)
     text = "\n".join(out) + "\n"
     if extra:
         text += "\n" + extra.rstrip("\n") + "\n"
@@ -313,6 +442,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="create a CA and a server certificate for a test deployment in OUT/certs")
     p.add_argument("--hostname", action="append", default=[],
                    help="the server certificate's names (DNS name or IP address; repeatable)")
+    p.add_argument("--max-queued", type=int, default=BrokerSettings.max_queued_messages, metavar="N",
+                   help="max_queued_messages: beds x readings/s x the outage to ride out (default %(default)s: "
+                        "40 beds at 1 Hz for 83 min)")
+    g = p.add_argument_group("bridging a site broker to a central one (docs/deploy.md)")
+    g.add_argument("--bridge-to", metavar="HOST:PORT",
+                   help="this is a site broker: bridge its wards to the central broker at HOST:PORT "
+                        "(writes OUT/bridges/NAME.conf, 0600)")
+    g.add_argument("--bridge-wards", metavar="W1,W2", help="the wards this site serves (with --bridge-to)")
+    g.add_argument("--bridge-name", default="site", help="the bridge's name (default %(default)s)")
+    g.add_argument("--bridge-user", default=None,
+                   help="the site's account in the central broker (default bridge-NAME); its password comes "
+                        "from --credentials or --generate-passwords")
+    g.add_argument("--bridge-cafile", default=None,
+                   help="the central broker's CA as installed here: the bridge uses TLS")
+    g.add_argument("--bridge-account", action="append", default=[], metavar="NAME:W1,W2",
+                   help="this is the central broker: a site bridge's account, allowed those wards (repeatable)")
 
 
 def settings_from_args(args: argparse.Namespace) -> BrokerSettings:
@@ -328,7 +473,17 @@ def settings_from_args(args: argparse.Namespace) -> BrokerSettings:
         listeners=tuple(listeners), certfile=f"{inst}/certs/server.crt", keyfile=f"{inst}/certs/server.key",
         cafile=f"{inst}/certs/ca.crt", persistence_location=persistence, run_as=args.run_as,
         header=(f"Run with mosquitto -c {inst}/mosquitto.conf; see provisioning/README.md.",),
+        max_queued_messages=args.max_queued,
+        include_dir=f"{inst}/bridges" if args.bridge_to else None,
     )
+
+
+def parse_bridge_account(spec: str) -> BridgeAccount:
+    """``NAME:W1,W2`` (as in ``--bridge-account bridge-site-a:w1,w2``)."""
+    name, sep, wards = spec.partition(":")
+    if not sep:
+        raise ValueError(f"--bridge-account {spec!r}: expected NAME:WARD[,WARD...]")
+    return BridgeAccount(check_account(name), check_bridge_wards(w for w in wards.split(",") if w))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -340,12 +495,27 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError("gateway and operator accounts must have distinct names")
         if args.make_test_ca and not args.hostname:
             raise ValueError("--make-test-ca needs at least one --hostname")
+        if args.max_queued < 1000:
+            raise ValueError("--max-queued below 1000 loses readings in a short outage")
+        accounts = [parse_bridge_account(spec) for spec in args.bridge_account]
+        names += [a.name for a in accounts]
+        bridge_user = None
+        if args.bridge_to:
+            if not args.bridge_wards:
+                raise ValueError("--bridge-to needs --bridge-wards")
+            bridge_user = check_account(args.bridge_user or f"bridge-{args.bridge_name}")
+            wards = check_bridge_wards(w for w in args.bridge_wards.split(",") if w)
+            render_bridge(Bridge(args.bridge_name, args.bridge_to, wards, bridge_user, "check"))  # checks only
+        elif args.bridge_wards:
+            raise ValueError("--bridge-wards needs --bridge-to")
+        if len(set(names + ([bridge_user] if bridge_user else []))) != len(names) + bool(bridge_user):
+            raise ValueError("gateway, operator and bridge accounts must have distinct names")
         users = read_credentials(args.credentials) if args.credentials else {}
     except (OSError, ValueError) as exc:
         print(f"wardwatch provision broker: {exc}", file=sys.stderr)
         return 2
 
-    missing = [n for n in names if n not in users]
+    missing = [n for n in names + ([bridge_user] if bridge_user else []) if n not in users]
     if missing and not args.generate_passwords:
         print(f"wardwatch provision broker: no password for {', '.join(missing)}: "
               "add them to --credentials or pass --generate-passwords", file=sys.stderr)
@@ -361,16 +531,31 @@ def run(args: argparse.Namespace) -> int:
         for name, password in generated.items():
             _write_private(sdir / f"{name}.password", password + "\n")
     users.update(generated)
+    made = []
+    if bridge_user:
+        # The site's account lives in the central broker, not in this one's password file.
+        bridge = Bridge(args.bridge_name, args.bridge_to, wards, bridge_user, users.pop(bridge_user),
+                        cafile=args.bridge_cafile)
+        try:
+            text = render_bridge(bridge)
+        except ValueError as exc:
+            print(f"wardwatch provision broker: {exc}", file=sys.stderr)
+            return 2
+        bdir = out / "bridges"
+        bdir.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(bdir, 0o700)
+        _write_private(bdir / f"{bridge.name}.conf", text)
+        made.append(f"bridges/{bridge.name}.conf (0600): wards {', '.join(wards)} to {args.bridge_to} "
+                    f"as {bridge_user}{' over TLS' if bridge.cafile else ''}")
 
     try:
         write_password_file(out / "wardwatch.passwd", users)
     except (OSError, RuntimeError) as exc:
         print(f"wardwatch provision broker: {exc}", file=sys.stderr)
         return 1
-    (out / "wardwatch.acl").write_text(render_acl(operators, args.gateway_user))
+    (out / "wardwatch.acl").write_text(render_acl(operators, args.gateway_user, bridges=accounts))
     settings = settings_from_args(args)
     (out / "mosquitto.conf").write_text(render_conf(settings))
-    made = []
     if args.make_test_ca:
         from .tls import make_test_ca
 
@@ -379,7 +564,8 @@ def run(args: argparse.Namespace) -> int:
 
     devices = len(users) - len(names)
     print(f"wrote {out}: mosquitto.conf, wardwatch.acl, wardwatch.passwd ({len(users)} accounts: "
-          f"{devices} devices, gateway {args.gateway_user}, {len(operators)} operator accounts)")
+          f"{devices} devices, gateway {args.gateway_user}, {len(operators)} operator accounts"
+          + (f", {len(accounts)} site bridge accounts" if accounts else "") + ")")
     for name in generated:
         print(f"  generated password for {name}: secrets/{name}.password (0600)")
     for line in made:

@@ -129,6 +129,10 @@ class Mosquitto(_Process):
         self.users.setdefault(TESTER_USER, secrets.token_urlsafe(16))
         self.users.setdefault(OPERATOR_USER, secrets.token_urlsafe(16))
         self.conf = self.workdir / "mosquitto.conf"
+        # A site broker's bridge to a central one, and a central broker's bridge accounts
+        # (their passwords go in ``users``); set before ``start()``.
+        self.bridge: broker.Bridge | None = None
+        self.bridge_accounts: tuple[broker.BridgeAccount, ...] = ()
 
     def add_users(self, users: dict[str, str]) -> None:
         """Add device credentials; call before ``start()`` (or restart to apply)."""
@@ -141,7 +145,14 @@ class Mosquitto(_Process):
         broker.write_password_file(passwd, self.users)
         acl = self.workdir / "acl"
         acl.write_text(broker.render_acl(STACK_OPERATORS, GATEWAY_USER,
-                                         extra=f"user {TESTER_USER}\ntopic readwrite wardwatch/#\n"))
+                                         extra=f"user {TESTER_USER}\ntopic readwrite wardwatch/#\n",
+                                         bridges=self.bridge_accounts))
+        include_dir = None
+        if self.bridge is not None:
+            bridges = self.workdir / "bridges"
+            bridges.mkdir(mode=0o700, exist_ok=True)
+            broker._write_private(bridges / f"{self.bridge.name}.conf", broker.render_bridge(self.bridge))
+            include_dir = str(bridges)
         data = self.workdir / "data"
         data.mkdir(exist_ok=True)
         settings = broker.BrokerSettings(
@@ -160,6 +171,7 @@ class Mosquitto(_Process):
             log_dest="stderr",
             log_types=("error", "warning"),
             header=("The local stack (provisioning/stack/services.py), from provisioning.broker.",),
+            include_dir=include_dir,
         )
         self.conf.write_text(broker.render_conf(settings))
 
