@@ -39,6 +39,13 @@ CREDENTIALS = {
 }
 
 
+# Scale-out by ward (docs/decisions.md, "Scale out with a systemd template unit"): one
+# instance of the template per ward group, each with its own config, session, state directory.
+TEMPLATE_NAME = "wardwatch-gateway@.service"
+INSTANCE_CONFIG = "/etc/wardwatch/gateway-{instance}.toml"
+INSTANCE_RE = r"^[a-z0-9][a-z0-9-]{0,31}$"
+
+
 @dataclass(frozen=True)
 class UnitSettings:
     wardwatch: str = DEFAULT_WARDWATCH  # the installed `wardwatch` script (absolute)
@@ -46,6 +53,9 @@ class UnitSettings:
     credentials_dir: str = CREDENTIALS_DIR
     credentials: tuple[str, ...] = tuple(CREDENTIALS)  # which of CREDENTIALS the unit loads
     watchdog_s: int = 30
+    # The template wardwatch-gateway@.service: %i names the ward group; config, state
+    # directory, instance name and MQTT client id follow from it (``config`` is ignored).
+    template: bool = False
 
 
 def render_unit(s: UnitSettings = UnitSettings()) -> str:
@@ -62,23 +72,37 @@ def render_unit(s: UnitSettings = UnitSettings()) -> str:
         secrets += "".join(f"LoadCredential={name}:{s.credentials_dir}/{name}\n" for name in creds)
         secrets += "".join(f"Environment={CREDENTIALS[name][0]}=credential:{name}\n" for name in creds)
         secrets += "\n"
+    config, state, state_dir, what, identity = s.config, "wardwatch", STATE_DIR, "", ""
+    if s.template:
+        config = INSTANCE_CONFIG.format(instance="%i")
+        state, state_dir, what = "wardwatch/%i", f"{STATE_DIR}/%i", " %i"
+        identity = (
+            "# One instance per ward group (its config lists the group's wards): its own persistent\n"
+            "# MQTT session, state directory (spool, alarm SQLite) and name in the gateway measurement.\n"
+            "Environment=WARDWATCH_INSTANCE=%i\n"
+            "Environment=WARDWATCH_MQTT_CLIENT_ID=wardwatch-gateway-%i\n"
+        )
+    header = ("# WardWatch gateway as a systemd service; written by `wardwatch provision gateway`\n"
+              "# (provisioning/gateway_service.py), which installs the config and the credentials too.\n")
+    if s.template:
+        header = ("# WardWatch gateway, one instance per ward group: wardwatch-gateway@GROUP reads\n"
+                  f"# {config.replace('%i', 'GROUP')}; written by `wardwatch provision gateway --instance GROUP`\n"
+                  "# (provisioning/gateway_service.py), which installs the config and the credentials too.\n")
     return f"""\
-# WardWatch gateway as a systemd service; written by `wardwatch provision gateway`
-# (provisioning/gateway_service.py), which installs the config and the credentials too.
-# Type=notify: the gateway says READY=1 once its MQTT session is up and its writer runs,
+{header}# Type=notify: the gateway says READY=1 once its MQTT session is up and its writer runs,
 # WATCHDOG=1 from its 1 s main loop while both hold, STOPPING=1 on SIGTERM. A hung or
 # disconnected gateway misses the watchdog and is restarted; it loses nothing: what it had
 # not acknowledged is redelivered by the broker's persistent session.
 # Secondary alarm and trend system, not a medical device.
 [Unit]
-Description=WardWatch gateway (MQTT -> validation -> InfluxDB)
+Description=WardWatch gateway{what} (MQTT -> validation -> InfluxDB)
 After=network-online.target mosquitto.service influxdb.service
 Wants=network-online.target
 
 [Service]
 Type=notify
 NotifyAccess=main
-ExecStart={s.wardwatch} gateway --config {s.config}
+ExecStart={s.wardwatch} gateway --config {config}
 WatchdogSec={s.watchdog_s}
 Restart=on-failure
 RestartSec=5
@@ -86,12 +110,12 @@ TimeoutStartSec=90
 TimeoutStopSec=30
 
 # No account to manage: a user allocated per start, owning only the state directory
-# ({STATE_DIR}: spool/ and alarms.sqlite), which survives restarts.
+# ({state_dir}: spool/ and alarms.sqlite), which survives restarts.
 DynamicUser=yes
-StateDirectory=wardwatch
+StateDirectory={state}
 StateDirectoryMode=0750
-Environment=WARDWATCH_STATE_DIR={STATE_DIR}
-UMask=0077
+Environment=WARDWATCH_STATE_DIR={state_dir}
+{identity}UMask=0077
 
 {secrets}# Hardening: the gateway needs the network, its state directory and nothing else.
 ProtectSystem=strict
@@ -124,6 +148,28 @@ WantedBy=multi-user.target
 """
 
 
+def group_conflicts(groups: dict[str, tuple[list[str], str]]) -> list[str]:
+    """Problems with a set of ward groups, ``instance -> (wards, health listen)`` (pure).
+
+    A bed's alarm state must live in exactly one instance, so each ward belongs to one group
+    and no group takes every ward ("+"); each instance needs its own health port."""
+    problems: list[str] = []
+    owner: dict[str, str] = {}
+    listens: dict[str, str] = {}
+    for name in sorted(groups):
+        wards, listen = groups[name]
+        if "+" in wards:
+            problems.append(f"{name}: mqtt.wards is \"+\" (every ward): a ward group names its wards")
+        for ward in wards:
+            if ward != "+" and ward in owner:
+                problems.append(f"{name}: ward {ward} is already served by {owner[ward]}")
+            owner.setdefault(ward, name)
+        if listen in listens:
+            problems.append(f"{name}: health.listen {listen} is already used by {listens[listen]}")
+        listens.setdefault(listen, name)
+    return problems
+
+
 def default_wardwatch() -> str:
     """The ``wardwatch`` script of the installation running this command."""
     return str(Path(sys.executable).parent / "wardwatch")
@@ -141,6 +187,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default: the one next to this Python)")
     parser.add_argument("--watchdog-s", type=int, default=UnitSettings.watchdog_s,
                         help="WatchdogSec (default %(default)s)")
+    parser.add_argument("--instance", metavar="GROUP",
+                        help=f"a ward group of a scaled-out site: install the template {TEMPLATE_NAME} and the "
+                             f"config as {INSTANCE_CONFIG.format(instance='GROUP')} (its wards must not overlap "
+                             "another group's)")
     parser.add_argument("--enable", action=argparse.BooleanOptionalAction, default=False,
                         help=f"run `{ENABLE_COMMAND}` (only with --root /); default --no-enable: print it")
 
@@ -202,8 +252,36 @@ def _check_config(path: Path) -> bytes:
     return data
 
 
+def _check_group(root: Path, instance: str, path: Path) -> None:
+    """Refuse a ward group whose wards or health port clash with the installed groups'."""
+    import re
+
+    from gateway import config
+
+    if not re.match(INSTANCE_RE, instance):
+        raise ProvisionError(f"--instance {instance!r}: [a-z0-9][a-z0-9-]{{0,31}}")
+    cfg = config.load(path, env={})
+    groups = {instance: (list(cfg.mqtt.wards), cfg.health.listen)}
+    installed = root / INSTANCE_CONFIG.format(instance="x").lstrip("/")
+    for other in sorted(installed.parent.glob("gateway-*.toml")):
+        name = other.name[len("gateway-"):-len(".toml")]
+        if name != instance:
+            try:
+                o = config.load(other, env={})
+            except config.ConfigError as exc:
+                raise ProvisionError(f"installed group {name}: {exc}") from None
+            groups[name] = (list(o.mqtt.wards), o.health.listen)
+    problems = group_conflicts(groups)
+    if problems:
+        raise ProvisionError("; ".join(problems))
+
+
 def run(args: argparse.Namespace) -> int:
     root = args.root
+    instance = getattr(args, "instance", None)
+    unit_name = TEMPLATE_NAME if instance else UNIT_NAME
+    config_path = INSTANCE_CONFIG.format(instance=instance) if instance else CONFIG_PATH
+    enable_command = ENABLE_COMMAND + (f"@{instance}" if instance else "")
     under = lambda p: root / str(p).lstrip("/")  # noqa: E731
     wardwatch = args.wardwatch or default_wardwatch()
     if args.enable and root.resolve() != Path("/"):
@@ -211,6 +289,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         config_data = _check_config(args.config)
+        if instance:
+            _check_group(root, instance, args.config)
         secrets = {}
         for name, (_, option) in CREDENTIALS.items():
             source = getattr(args, option)
@@ -221,7 +301,8 @@ def run(args: argparse.Namespace) -> int:
         cred_dir = under(CREDENTIALS_DIR)
         # A credential the unit loads is one given now or installed before.
         present = tuple(n for n in CREDENTIALS if n in secrets or (cred_dir / n).is_file())
-        unit = render_unit(UnitSettings(wardwatch=wardwatch, credentials=present, watchdog_s=args.watchdog_s))
+        unit = render_unit(UnitSettings(wardwatch=wardwatch, credentials=present, watchdog_s=args.watchdog_s,
+                                        template=bool(instance)))
     except (ProvisionError, ValueError) as exc:
         print(f"wardwatch provision gateway: {exc}", file=sys.stderr)
         return 2
@@ -234,8 +315,8 @@ def run(args: argparse.Namespace) -> int:
             changes.append(path)
 
     try:
-        record(_install(under(UNIT_DIR) / UNIT_NAME, unit.encode(), 0o644), f"{UNIT_DIR}/{UNIT_NAME}", "systemd unit")
-        record(_install(under(CONFIG_PATH), config_data, 0o644), CONFIG_PATH, "gateway config")
+        record(_install(under(UNIT_DIR) / unit_name, unit.encode(), 0o644), f"{UNIT_DIR}/{unit_name}", "systemd unit")
+        record(_install(under(config_path), config_data, 0o644), config_path, "gateway config")
         if secrets or cred_dir.exists():
             record(_ensure_dir(cred_dir, 0o700), CREDENTIALS_DIR + "/", "credentials, root only")
         for name, data in secrets.items():
@@ -250,14 +331,15 @@ def run(args: argparse.Namespace) -> int:
     print(f"{len(changes)} file(s) changed" if changes else "nothing to change: already provisioned")
 
     if args.enable:
-        for cmd in (["systemctl", "daemon-reload"], ["systemctl", "enable", "--now", "wardwatch-gateway"]):
+        service = f"wardwatch-gateway@{instance}" if instance else "wardwatch-gateway"
+        for cmd in (["systemctl", "daemon-reload"], ["systemctl", "enable", "--now", service]):
             if subprocess.run(cmd).returncode != 0:
                 print(f"wardwatch provision gateway: {' '.join(cmd)} failed", file=sys.stderr)
                 return 1
     else:
-        print(f"to start it: {ENABLE_COMMAND}")
+        print(f"to start it: {enable_command}")
     return 0
 
 
-if __name__ == "__main__":  # regenerate the committed example: python -m provisioning.gateway_service
-    sys.stdout.write(render_unit())
+if __name__ == "__main__":  # regenerate the committed examples: python -m provisioning.gateway_service [--template]
+    sys.stdout.write(render_unit(UnitSettings(template="--template" in sys.argv[1:])))
