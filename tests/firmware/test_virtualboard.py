@@ -11,6 +11,7 @@ import sys
 import threading
 
 import pytest
+import serial
 from mpremote.transport_serial import SerialTransport
 
 from provisioning.stack.services import wait_until
@@ -108,10 +109,15 @@ def test_serial_transport_api_and_hard_reset(board):
         t.enter_raw_repl(soft_reset=False)
         assert t.fs_hashfile("/cfg/blob.bin", "sha256") == hashlib.sha256(BLOB).digest()
         assert t.eval("__import__('os').getcwd()") == "/"  # a fresh interpreter
+        t.exec("marker = 1")
+        t.enter_raw_repl(soft_reset=True)  # Ctrl-D: "soft reboot", back in the raw REPL
+        assert t.eval("'marker' in globals()") is False
+        assert t.eval("__import__('machine').unique_id()") == UID
         t.exit_raw_repl()
     finally:
         t.close()
-    assert board.boots == 2 and board.exit_code is None
+    assert board.boots == 2 and board.soft_reboots == 1 and board.exit_code is None
+    assert board.transcript().count(b"MPY: soft reboot\r\n") == 1
 
 
 def test_mpy_cross_output_imports_from_flash(board, tmp_path):
@@ -158,3 +164,12 @@ def test_boot_runs_the_config_check_and_prints_errors(tmp_path):
         after = board.transcript().decode()[len(text):]
         assert "AttributeError" in after and "check" in after, after
         assert "CHECK" not in after
+
+        # Ctrl-D at the friendly prompt: a soft reboot runs the check again, as main.py would
+        (flash / "main.py").write_text("def check():\n    print('CHECK again')\n")
+        seen = len(board.transcript())
+        with serial.Serial(board.port, 115200, timeout=5) as port:
+            port.write(b"\x04")
+            wait_until(lambda: board.transcript()[seen:].endswith(b">>> "), 10, "soft reboot prompt")
+        assert b"MPY: soft reboot\r\nCHECK again" in board.transcript()[seen:]
+        assert board.boots == 2 and board.soft_reboots == 1
