@@ -16,6 +16,9 @@
 //   SOFT_EXIT / SOFT_RAW_EXIT for Ctrl-D. Keep the codes in step with virtualboard.py.
 // - The port's raw-paste mode never completes, so `\x05A\x01` in the raw REPL is answered
 //   `R\x00` (understood, not supported) and mpremote falls back to the plain raw REPL.
+//   That fallback paces writes (10 ms per 256 bytes): fs_writefile runs at about 8 KiB/s.
+// - Code runs synchronously inside one input byte's handling, so Ctrl-C cannot interrupt
+//   it: a main.check() that never returns hangs the board.
 import { loadMicroPython } from "@micropython/micropython-webassembly-pyscript";
 import fs from "node:fs";
 import path from "node:path";
