@@ -346,7 +346,7 @@ def bed_detail() -> dash_b.Dashboard:
         dash_b.TimeOption().display("Last 12 hours").from_val("now-12h").to("now"),
         dash_b.TimeOption().display("Last 7 days").from_val("now-7d").to("now"),
     ]))
-    for n, (preset, title) in enumerate((("now-1h", "1 h"), ("now-12h", "12 h"), ("now-7d", "7 d"))):
+    for preset, title in (("now-1h", "1 h"), ("now-12h", "12 h"), ("now-7d", "7 d")):
         d.link(dash_b.DashboardLink(title).type(dash_m.DashboardLinkType.LINK).icon("dashboard")
                .url(f"/d/ww-bed-detail/bed-detail?from={preset}&to=now&var-ward=${{ward}}&var-bed=${{bed}}")
                .tooltip(f"this bed, last {title}"))
@@ -573,7 +573,6 @@ def _post_process(name: str, board: dict) -> dict:
         for ann in board["annotations"]["list"]:
             if ann.get("name") == "Alarm events":
                 ann.update(ALARM_ANNOTATION)
-    # Each panel gets the interval Grafana will compute, so previews and tests agree with it.
     return board
 
 
