@@ -246,6 +246,9 @@ def provision_one(e: inv.Entry, port: str, extra: dict[str, bytes], images: Imag
     except (BoardError, ImageError, OSError) as exc:
         out.reason = f"{out.stage}: {exc}"
         progress.stage(e.id, "FAILED")
+    except Exception as exc:  # noqa: BLE001 - one board's surprise must not stop the batch
+        out.reason = f"{out.stage}: {type(exc).__name__}: {exc}"
+        progress.stage(e.id, "FAILED")
     return out
 
 

@@ -92,7 +92,8 @@ def sources(firmware: Path) -> list[tuple[Path, str]]:
     main = firmware / "main.py"
     pkg = firmware / "bedside"
     if not main.is_file() or not (pkg / "__init__.py").is_file():
-        raise ImageError(f"{firmware} is not the firmware folder (need main.py and bedside/)")
+        raise ImageError(f"{firmware} is not the firmware folder (need main.py and bedside/): "
+                         "pass --firmware <the repository>/firmware")
     out = [(main, "/main.py")]
     for src in sorted(pkg.rglob("*.py")):
         rel = src.relative_to(firmware).with_suffix(".mpy").as_posix()
