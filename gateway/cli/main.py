@@ -122,6 +122,15 @@ def build_parser() -> argparse.ArgumentParser:
     doctor.add_arguments(p)
     p.set_defaults(func=doctor.run)
 
+    from dashboards import push as dashboards_push
+
+    p = sub.add_parser("dashboards", help="Grafana dashboards and alert rules from dashboards/")
+    dash = p.add_subparsers(dest="dashboards_command", required=True, metavar="ACTION")
+    p = dash.add_parser("push", help="upload data source, folder, dashboards and alerting to a running Grafana "
+                                     "(create/update only what differs; --dry-run prints the plan)")
+    dashboards_push.add_arguments(p)
+    p.set_defaults(func=dashboards_push.run)
+
     from provisioning.cli import add_subcommands
 
     p = sub.add_parser("provision", help="turn hosts and boards into a deployment (broker, gateway, InfluxDB, boards)")
