@@ -32,10 +32,12 @@ DEFAULT_WARDWATCH = "/opt/wardwatch/.venv/bin/wardwatch"
 STATE_DIR = "/var/lib/wardwatch"
 ENABLE_COMMAND = "systemctl daemon-reload && systemctl enable --now wardwatch-gateway"
 
-# credential name -> (the gateway's environment override naming it, the option that installs it)
+# credential name -> (the gateway's environment override naming it, the option that installs it).
+# notify-urls has no override: a [[notify.routes]] entry names it, urls_file = "credential:notify-urls".
 CREDENTIALS = {
     "mqtt-password": ("WARDWATCH_MQTT_PASSWORD_FILE", "mqtt_password_file"),
     "influx-token": ("WARDWATCH_INFLUX_TOKEN_FILE", "influx_token_file"),
+    "notify-urls": (None, "notify_urls_file"),
 }
 
 
@@ -51,7 +53,7 @@ class UnitSettings:
     wardwatch: str = DEFAULT_WARDWATCH  # the installed `wardwatch` script (absolute)
     config: str = CONFIG_PATH
     credentials_dir: str = CREDENTIALS_DIR
-    credentials: tuple[str, ...] = tuple(CREDENTIALS)  # which of CREDENTIALS the unit loads
+    credentials: tuple[str, ...] = ("mqtt-password", "influx-token")  # which of CREDENTIALS the unit loads
     watchdog_s: int = 30
     # The template wardwatch-gateway@.service: %i names the ward group; config, state
     # directory, instance name and MQTT client id follow from it (``config`` is ignored).
@@ -70,7 +72,8 @@ def render_unit(s: UnitSettings = UnitSettings()) -> str:
     if creds:
         secrets = "# Secrets: root-only files, handed to the service in $CREDENTIALS_DIRECTORY.\n"
         secrets += "".join(f"LoadCredential={name}:{s.credentials_dir}/{name}\n" for name in creds)
-        secrets += "".join(f"Environment={CREDENTIALS[name][0]}=credential:{name}\n" for name in creds)
+        secrets += "".join(f"Environment={CREDENTIALS[name][0]}=credential:{name}\n" for name in creds
+                           if CREDENTIALS[name][0])
         secrets += "\n"
     config, state, state_dir, what, identity = s.config, "wardwatch", STATE_DIR, "", ""
     if s.template:
@@ -180,6 +183,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--root", type=Path, default=Path("/"), help="install under this directory (default /)")
     parser.add_argument("--mqtt-password-file", type=Path,
                         help=f"file with the gateway's MQTT password, installed 0600 in {CREDENTIALS_DIR}")
+    parser.add_argument("--notify-urls-file", type=Path,
+                        help=f"apprise URLs for alarm notifications, one per line, installed 0600 in {CREDENTIALS_DIR} "
+                             "(a [[notify.routes]] entry reads them with urls_file = \"credential:notify-urls\")")
     parser.add_argument("--influx-token-file", type=Path,
                         help=f"file with the InfluxDB token, installed 0600 in {CREDENTIALS_DIR}")
     parser.add_argument("--wardwatch", default=None,
@@ -237,14 +243,22 @@ def _read(path: Path, what: str) -> bytes:
         raise ProvisionError(f"{path}: cannot read {what}: {exc.strerror}") from None
 
 
-def _check_config(path: Path) -> bytes:
+def _check_config(path: Path, present: tuple[str, ...] = ()) -> bytes:
+    """The config's bytes, if it loads as the unit will load it (credentials resolved in
+    CREDENTIALS_DIR) and every credential it names is one the unit loads (``present``)."""
     from gateway import config
 
     data = _read(path, "the gateway config")
     try:
-        cfg = config.load(path, env={})
+        cfg = config.load(path, env={"CREDENTIALS_DIRECTORY": CREDENTIALS_DIR})
     except config.ConfigError as exc:
         raise ProvisionError(str(exc)) from None
+    for i, route in enumerate(cfg.notify.routes):
+        where, name = Path(route.urls_file).parent, Path(route.urls_file).name
+        if route.urls_file and str(where) == CREDENTIALS_DIR and name not in present:
+            option = f" (--{CREDENTIALS[name][1].replace('_', '-')})" if name in CREDENTIALS else ""
+            raise ProvisionError(f"{path}: notify.routes[{i}].urls_file names the credential {name!r}, "
+                                 f"which is neither given{option} nor installed")
     for key, value in (("mqtt.password", cfg.mqtt.password), ("influx.token", cfg.influx.token)):
         if value:
             raise ProvisionError(f"{path}: {key}: a secret in the config; give it with "
@@ -260,14 +274,14 @@ def _check_group(root: Path, instance: str, path: Path) -> None:
 
     if not re.match(INSTANCE_RE, instance):
         raise ProvisionError(f"--instance {instance!r}: [a-z0-9][a-z0-9-]{{0,31}}")
-    cfg = config.load(path, env={})
+    cfg = config.load(path, env={"CREDENTIALS_DIRECTORY": CREDENTIALS_DIR})
     groups = {instance: (list(cfg.mqtt.wards), cfg.health.listen)}
     installed = root / INSTANCE_CONFIG.format(instance="x").lstrip("/")
     for other in sorted(installed.parent.glob("gateway-*.toml")):
         name = other.name[len("gateway-"):-len(".toml")]
         if name != instance:
             try:
-                o = config.load(other, env={})
+                o = config.load(other, env={"CREDENTIALS_DIRECTORY": CREDENTIALS_DIR})
             except config.ConfigError as exc:
                 raise ProvisionError(f"installed group {name}: {exc}") from None
             groups[name] = (list(o.mqtt.wards), o.health.listen)
@@ -288,9 +302,6 @@ def run(args: argparse.Namespace) -> int:
         print("wardwatch provision gateway: --enable only with --root /", file=sys.stderr)
         return 2
     try:
-        config_data = _check_config(args.config)
-        if instance:
-            _check_group(root, instance, args.config)
         secrets = {}
         for name, (_, option) in CREDENTIALS.items():
             source = getattr(args, option)
@@ -301,6 +312,9 @@ def run(args: argparse.Namespace) -> int:
         cred_dir = under(CREDENTIALS_DIR)
         # A credential the unit loads is one given now or installed before.
         present = tuple(n for n in CREDENTIALS if n in secrets or (cred_dir / n).is_file())
+        config_data = _check_config(args.config, present)
+        if instance:
+            _check_group(root, instance, args.config)
         unit = render_unit(UnitSettings(wardwatch=wardwatch, credentials=present, watchdog_s=args.watchdog_s,
                                         template=bool(instance)))
     except (ProvisionError, ValueError) as exc:

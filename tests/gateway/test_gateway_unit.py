@@ -177,3 +177,29 @@ def test_a_root_that_cannot_be_written_is_an_error_not_a_traceback(tmp_path, cap
     root.write_text("")
     assert provision(root, "--config", gateway_config(tmp_path)) == 1
     assert "Not a directory" in capsys.readouterr().err
+
+
+def test_notification_urls_are_installed_as_a_credential_the_route_names(tmp_path, capsys):
+    """[[notify.routes]] urls_file = "credential:notify-urls": the unit loads that credential
+    (no environment override: the config names it), and systemd-analyze accepts the unit."""
+    root = tmp_path / "root"
+    cfg = gateway_config(tmp_path, '[[notify.routes]]\nwards = ["w1"]\nurls_file = "credential:notify-urls"\n')
+    urls = tmp_path / "in" / "notify.urls"
+    urls.write_text("mailtos://user:s3cret-smtp@smtp.example/?to=ward@example\n")
+    assert provision(root, "--config", cfg, "--notify-urls-file", urls) == 0
+    out = capsys.readouterr().out
+    assert "s3cret" not in out
+    unit = root / "etc/systemd/system/wardwatch-gateway.service"
+    text = unit.read_text()
+    assert "LoadCredential=notify-urls:/etc/wardwatch/credentials/notify-urls" in text
+    assert "=credential:notify-urls" not in text  # no Environment= line for it
+    installed = root / "etc/wardwatch/credentials/notify-urls"
+    assert installed.read_bytes() == urls.read_bytes() and mode(installed) == 0o600
+    verify(unit)
+
+
+def test_a_route_naming_a_credential_nobody_installs_is_refused(tmp_path, capsys):
+    cfg = gateway_config(tmp_path, '[[notify.routes]]\nwards = ["w1"]\nurls_file = "credential:notify-urls"\n')
+    assert provision(tmp_path / "root", "--config", cfg) == 2
+    assert "names the credential 'notify-urls', which is neither given (--notify-urls-file) nor installed" in \
+        capsys.readouterr().err
