@@ -128,8 +128,10 @@ def prop(id_: str, value) -> dash_m.DynamicConfigValue:
     return dash_m.DynamicConfigValue(id_val=id_, value=value)
 
 
-def transform(id_: str, options: dict) -> dash_m.DataTransformerConfig:
-    return dash_m.DataTransformerConfig(id_val=id_, options=options)
+def transform(id_: str, options: dict, only_ref: str | None = None) -> dash_m.DataTransformerConfig:
+    """A Grafana transformation; ``only_ref`` applies it to one query's results (refId)."""
+    matcher = dash_m.MatcherConfig(id_val="byRefId", options=only_ref) if only_ref else None
+    return dash_m.DataTransformerConfig(id_val=id_, options=options, filter_val=matcher)
 
 
 def pos(x: int, y: int, w: int, h: int) -> dash_m.GridPos:
@@ -227,17 +229,19 @@ def bed_overrides(panel):
     panel.override_by_name("simulated", [prop("mappings", [{"type": "value", "options": {
         "true": {"text": "SIMULATED", "color": "purple", "index": 0},
         "false": {"text": "real", "color": "transparent", "index": 1}}}])])
-    panel.override_by_name("Time", [prop("displayName", "last seen"), prop("unit", "dateTimeFromNow")])
+    panel.override_by_name("last seen", [prop("unit", "dateTimeFromNow")])
     for name, _, colour in ALARM_CLASSES:
         panel.override_by_name(name, [prop("displayName", f"{name} alarms"), prop("thresholds", {
             "mode": "absolute", "steps": [{"value": None, "color": "transparent"}, {"value": 1, "color": colour}]})])
     return panel
 
 
-# Tables per bed come from several queries; "merge" joins their rows on the common ward and
-# bed columns once each query's own Time column is dropped (B's Time is kept as "last seen").
+# Figures per bed come from several queries; "merge" joins their rows on the common ward and
+# bed columns. Only B's time means something (the last reading): it becomes "last seen"; the
+# other queries' Time (their window's start) is dropped first, or no two rows would merge.
 MERGE_BY_BED = [
-    transform("organize", {"excludeByName": {"band": True, "partial": True, "seq": True, "ward": False}}),
+    transform("organize", {"renameByName": {"Time": "last seen"}}, only_ref="B"),
+    transform("organize", {"excludeByName": {"Time": True, "band": True, "partial": True, "seq": True}}),
     transform("merge", {}),
 ]
 
@@ -258,8 +262,7 @@ def ward_overview() -> dash_b.Dashboard:
             .text_mode(common_m.BigValueTextMode.VALUE_AND_NAME).color_mode(common_m.BigValueColorMode.BACKGROUND)
             .graph_mode(common_m.BigValueGraphMode.NONE).orientation(common_m.VizOrientation.HORIZONTAL)
             .thresholds(thresholds((None, "text"))).no_value("--")
-            .with_transformation(transform("organize", {"excludeByName": {
-                "ward": True, "bed": True, "band": True, "partial": True, "seq": True}})))
+            .transformations([*MERGE_BY_BED, transform("organize", {"excludeByName": {"ward": True, "bed": True}})]))
     d.with_panel(bed_overrides(tile))
     table = (table_b.Panel().id(2).title("Ward $ward: all beds").grid_pos(pos(0, 7, 24, 10)).datasource(DS)
              .description("The same figures as the tiles, one row per bed.")
@@ -383,8 +386,16 @@ ALARM_ANNOTATION = {
 ALARM_WINDOW = f"""{WARD} AND {BED} AND {NOT_BEDS} AND $timeFilter"""
 # `wardwatch alarms report` figures (gateway/clinical/alarmload.py), in InfluxQL:
 RAISED = f"""SELECT count("alarm_id") AS "raised" FROM "alarm" WHERE "event" = 'raised' AND {ALARM_WINDOW}"""
-# Acknowledged: distinct alarms with an "acked" event in the range (see README for the difference).
-ACKED = f"""SELECT count(distinct("alarm_id")) AS "acked" FROM "alarm" WHERE "event" = 'acked' AND {ALARM_WINDOW}"""
+
+
+def acked(tags: str) -> str:
+    """Distinct alarms with an "acked" event in the range (see README for the difference from
+    the report), per ``tags``. The second subquery adds 0 for every group that raised alarms,
+    so "none acknowledged" is a 0, not a missing row."""
+    return f"""SELECT sum("n") AS "acked" FROM
+        (SELECT count(distinct("alarm_id")) AS "n" FROM "alarm" WHERE "event" = 'acked' AND {ALARM_WINDOW} GROUP BY {tags}),
+        (SELECT count("alarm_id") * 0 AS "n" FROM "alarm" WHERE "event" = 'raised' AND {ALARM_WINDOW} GROUP BY {tags})
+        GROUP BY {tags}"""
 # Bed-days: per bed, first to last reading in the range. The sum of elapsed() between
 # consecutive readings is exactly last minus first; in ns, / 86 400 s.
 BED_DAYS = f"""SELECT sum("elapsed") / 86400000000000 AS "bed_days" FROM (SELECT elapsed("seq", 1ns) FROM "vitals"
@@ -424,7 +435,7 @@ def alarms_dash() -> dash_b.Dashboard:
                      .description("Same definitions as `wardwatch alarms report` over the dashboard's range; "
                                   "see dashboards/README.md for where InfluxQL differs.")
                      .targets([q("A", per(RAISED, '"ward"'), "table"), q("B", per(BED_DAYS, '"ward"'), "table"),
-                               q("C", per(ACKED, '"ward"'), "table")])
+                               q("C", acked('"ward"'), "table")])
                      .transformations([*LOAD_CALC, transform("organize", {"includeByName": {
                          "ward": True, title.lower() if id_ == 3 else "alarms per bed-day": True}})])
                      .reduce_options(common_b.ReduceDataOptions().values(True).calcs(["lastNotNull"]).fields("")))
@@ -433,7 +444,7 @@ def alarms_dash() -> dash_b.Dashboard:
                  .reduce_options(common_b.ReduceDataOptions().values(True).calcs(["lastNotNull"]).fields("")))
     d.with_panel(table_b.Panel().id(5).title("Alarm load per bed").grid_pos(pos(0, 13, 12, 9)).datasource(DS)
                  .targets([q("A", per(RAISED, '"ward", "bed"'), "table"), q("B", per(BED_DAYS, '"ward", "bed"'), "table"),
-                           q("C", per(ACKED, '"ward", "bed"'), "table")])
+                           q("C", acked('"ward", "bed"'), "table")])
                  .transformations(LOAD_CALC)
                  .sort_by([common_b.TableSortByFieldState().display_name("raised").desc(True)]))
     d.with_panel(table_b.Panel().id(6).title("Alarms by code").grid_pos(pos(12, 13, 12, 9)).datasource(DS)
@@ -455,7 +466,7 @@ STATE_COUNT = f"""SELECT count("state") AS "{{name}}" FROM (SELECT last("state")
     WHERE {WARD} GROUP BY "ward", "device") WHERE "state" = '{{state}}'"""
 # Silent devices: every device seen in 7 days with the time of its last reading (A), and how
 # many readings each sent in the last $silent (B). A device missing from B is silent; Grafana
-# joins them by device and keeps the rows where B's count is empty. (InfluxQL alone cannot: an
+# merges the rows by ward, bed and device and keeps those where B's count is empty. (InfluxQL alone cannot: an
 # outer `WHERE time < now() - 5m` over a subquery narrows the inner query's range too.)
 SILENT_KNOWN = f"""SELECT last("seq") AS "last seq" FROM "vitals" WHERE {WARD} AND time > now() - 7d
     GROUP BY "ward", "bed", "device\""""
@@ -485,13 +496,12 @@ def fleet_health() -> dash_b.Dashboard:
                  .grid_pos(pos(12, 0, 12, 5)).datasource(DS)
                  .targets([q("A", SILENT_KNOWN, "table"), q("B", SILENT_RECENT, "table")])
                  .transformations([
-                     transform("joinByField", {"byField": "device", "mode": "outer"}),
+                     transform("organize", {"excludeByName": {"Time": True}}, only_ref="B"),
+                     transform("merge", {}),
                      transform("filterByValue", {"type": "include", "match": "all", "filters": [
                          {"fieldName": "recent", "config": {"id": "isNull", "options": {}}}]}),
-                     transform("organize", {"includeByName": {"ward 1": True, "bed 1": True, "device": True,
-                                                              "Time 1": True, "last seq": True},
-                                            "renameByName": {"Time 1": "last reading", "ward 1": "ward",
-                                                             "bed 1": "bed"}}),
+                     transform("organize", {"excludeByName": {"recent": True},
+                                            "renameByName": {"Time": "last reading"}}),
                  ])
                  .override_by_name("last reading", [prop("unit", "dateTimeFromNow")]))
     d.with_panel(table_b.Panel().id(4).title("Devices").grid_pos(pos(0, 5, 16, 10)).datasource(DS)

@@ -34,6 +34,7 @@ from gateway.contract import Reading
 from provisioning import influx as influx_prov
 from provisioning.stack.services import TESTER_USER, wait_until
 from provisioning.stack.ward import Ward
+from tests.dashboards import frames
 from tests.dashboards.collect import REPO_ROOT, alert_rules, dashboards, targets
 
 pytestmark = pytest.mark.services
@@ -200,25 +201,29 @@ def target(board: str, title: str, ref: str) -> str:
     return next(t["query"] for t in panel(board, title)["targets"] if t["refId"] == ref)
 
 
+def pipeline(influx, board: str, title: str, variables: dict, start: str = "now-1h") -> list[dict]:
+    """A panel as Grafana computes it: every target expanded and run, then its transformations."""
+    p = panel(board, title)
+    results = {t["refId"]: run_query(influx, expand_board(t["query"], variables, start)) for t in p["targets"]}
+    return frames.apply(p, results)
+
+
 def test_ward_overview_one_row_per_bed_with_vitals_news2_and_alarm_state(run):
     influx = run["influx"]
-    table = "Ward $ward: all beds"
-    by = {}
-    for ref in "ABCDEF":
-        for bed, row in rows_by_bed(run_query(influx, expand_board(target("ward-overview", table, ref), VARS_MULTI))).items():
-            by.setdefault(bed, {}).update(row)
-    assert set(by) == set(BEDS)
+    table = pipeline(influx, "ward-overview", "Ward $ward: all beds", VARS_MULTI)
+    by = {r["bed"]: r for r in table}
+    assert len(table) == len(BEDS) and set(by) == set(BEDS)
     for bed in BEDS:
-        assert {"pulse", "SpO2", "temp", "probe", "simulated", "NEWS2"} <= set(by[bed]), bed
-        assert by[bed]["simulated"] is True
+        assert {"pulse", "SpO2", "temp", "probe", "simulated", "NEWS2", "last seen"} <= set(by[bed]), bed
+        assert by[bed]["simulated"] is True and "Time" not in by[bed]
     assert by["01"]["SpO2"] < 85 and by["01"]["high"] >= 1 and by["01"]["medium"] >= 1
     assert by["02"]["technical"] == 1
     assert "high" not in by["03"] and "technical" not in by["03"]
-    # The tile of one bed (single value, as the repeat expands it) reads only that bed.
-    tile = panel("ward-overview", "Bed $bed")
-    for ref in "ABCD":
-        q = next(t["query"] for t in tile["targets"] if t["refId"] == ref)
-        assert set(rows_by_bed(run_query(influx, expand_board(q, VARS_SINGLE)))) == {"01"}
+    # Bed 02 lost power: its last reading is the oldest, by more than the 16 s waited for.
+    assert by["02"]["last seen"] < min(by[b]["last seen"] for b in ("01", "03", "04")) - 15_000
+    # The tile of one bed (single value, as the repeat expands it) is one row of that bed.
+    (tile,) = pipeline(influx, "ward-overview", "Bed $bed", VARS_SINGLE)
+    assert "bed" not in tile and tile["SpO2"] == by["01"]["SpO2"] and tile["high"] >= 1
     # Active alarms: bed 01's desaturation (acked, high) and bed 02's offline alarm.
     active = run_query(influx, expand_board(target("ward-overview", "Active alarms", "A"), VARS_MULTI))
     rows = [dict(zip(s["columns"], v), **s["tags"]) for s in active for v in s["values"]]
@@ -266,12 +271,19 @@ def test_alarm_load_matches_wardwatch_alarms_report(run):
     assert acked[key]["acked"] / raised[key]["raised"] == pytest.approx(report["share_acknowledged"])
     # The report ran a moment before: monitored time grows with the running ward (4 beds).
     assert bed_days[key]["bed_days"] == pytest.approx(report["bed_days"], abs=4 * 20 / 86400)
-    assert raised[key]["raised"] / bed_days[key]["bed_days"] == pytest.approx(report["alarms_per_bed_day"], rel=0.1)
-    per_raised, per_days = one("A", "bed"), one("B", "bed")
+    # The stat panels and the per-bed table, transformations included.
+    (per_day,) = pipeline(influx, "alarms", "Alarms per bed-day", VARS_MULTI)
+    assert set(per_day) == {"ward", "alarms per bed-day"}
+    assert per_day["alarms per bed-day"] == pytest.approx(report["alarms_per_bed_day"], rel=0.1)
+    (share,) = pipeline(influx, "alarms", "Share acknowledged", VARS_MULTI)
+    assert share["share acknowledged"] == pytest.approx(report["share_acknowledged"])
+    per_bed = {(r["ward"], r["bed"]): r for r in pipeline(influx, "alarms", "Alarm load per bed", VARS_MULTI)}
     for b in report["top_beds"]:
-        k = (b["ward"], b["bed"])
-        assert per_raised[k]["raised"] == b["alarms"]
-        assert per_days[k]["bed_days"] == pytest.approx(b["bed_days"], abs=20 / 86400)
+        row = per_bed[(b["ward"], b["bed"])]
+        assert row["raised"] == b["alarms"]
+        assert row["bed_days"] == pytest.approx(b["bed_days"], abs=20 / 86400)
+        assert row["alarms per bed-day"] == pytest.approx(b["per_bed_day"], rel=0.1)
+        assert row["share acknowledged"] == pytest.approx(b["share_acknowledged"])
     history = run_query(influx, expand_board(target("alarms", "Alarm history", "A"), VARS_MULTI))
     cols = history[0]["columns"]
     assert ("02", "device_offline") in {(v[cols.index("bed")], v[cols.index("code")]) for v in history[0]["values"]}
@@ -285,17 +297,11 @@ def test_fleet_health_counts_and_the_silent_device(run):
     offline = run_query(influx, expand_board(target("fleet-health", "Devices offline", "A"), VARS_MULTI))
     assert online[0]["values"][0][1] == 3 and offline[0]["values"][0][1] == 1
     title = "Silent devices (no reading for more than $silent)"
-    # Grafana's join (outer, by device) and filter (count of recent readings is empty), in Python.
-    for variables, expected in ((VARS_MULTI, {f"sim-{WARD}-02"}),
-                                ({**VARS_MULTI, "ward": Var.many(WARD, "old")}, {f"sim-{WARD}-02", "old-01"})):
-        known = run_query(influx, expand_board(target("fleet-health", title, "A"), variables))
-        recent = run_query(influx, expand_board(target("fleet-health", title, "B"), variables))
-        assert all(s["columns"] == ["time", "last seq"] for s in known)
-        assert all(s["columns"] == ["time", "recent"] and s["values"][0][1] > 0 for s in recent)
-        silent = {s["tags"]["device"] for s in known} - {s["tags"]["device"] for s in recent}
-        assert silent == expected
-    joined = next(t for t in panel("fleet-health", title)["transformations"] if t["id"] == "filterByValue")
-    assert joined["options"]["filters"][0]["fieldName"] == "recent"
+    for variables, expected in ((VARS_MULTI, [f"sim-{WARD}-02"]),
+                                ({**VARS_MULTI, "ward": Var.many(WARD, "old")}, ["old-01", f"sim-{WARD}-02"])):
+        rows = pipeline(influx, "fleet-health", title, variables)
+        assert sorted(r["device"] for r in rows) == expected
+        assert all(set(r) == {"last reading", "ward", "bed", "device", "last seq"} for r in rows)
     devices = {s["tags"]["device"]: dict(zip(s["columns"], s["values"][0]))
                for s in run_query(influx, expand_board(target("fleet-health", "Devices", "A"), VARS_MULTI))}
     assert set(devices) == {f"sim-{WARD}-{b}" for b in BEDS}
