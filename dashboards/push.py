@@ -26,7 +26,6 @@ shell (``load_tree``, ``plan``, ``apply``, ``main``) that reads files and talks 
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
 import re
@@ -432,6 +431,16 @@ def _values(args, env: Mapping[str, str]) -> dict[str, str]:
     return values
 
 
+def _without_userinfo(url: str) -> str:
+    """``url`` as printed: a ``user:password@`` part is dropped, it may hold a secret."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+
+
 def run(args, out=None, env: Mapping[str, str] | None = None) -> int:
     """Plan, print, and (unless ``--dry-run``) apply. 0 on success, 1 on any error, with one
     message on stderr that never contains the token."""
@@ -443,6 +452,7 @@ def run(args, out=None, env: Mapping[str, str] | None = None) -> int:
     import niquests
 
     url = args.url.rstrip("/") + "/"  # grafana-client appends "api" to the path as is
+    shown = _without_userinfo(args.url)
     try:
         token = _token(args)
         tree = load_tree(args.tree, args.folder, _values(args, env))
@@ -453,20 +463,20 @@ def run(args, out=None, env: Mapping[str, str] | None = None) -> int:
         counts = {op: sum(1 for i in items if i.op == op) for op in ("create", "update", "unchanged")}
         summary = f"{counts['create']} to create, {counts['update']} to update, {counts['unchanged']} unchanged"
         if args.dry_run:
-            print(f"dry run: {summary}; nothing written to {args.url}", file=out)
+            print(f"dry run: {summary}; nothing written to {shown}", file=out)
             return 0
         apply(api, items)
-        print(f"pushed to {args.url}: {summary}", file=out)
+        print(f"pushed to {shown}: {summary}", file=out)
         return 0
     except PushError as exc:
         print(f"wardwatch dashboards push: {exc}", file=err)
     except GrafanaUnauthorizedError:
-        print(f"wardwatch dashboards push: Grafana at {args.url} refused the token (401 Unauthorized): "
+        print(f"wardwatch dashboards push: Grafana at {shown} refused the token (401 Unauthorized): "
               "check --token, --token-file or GRAFANA_TOKEN", file=err)
     except GrafanaException as exc:
-        print(f"wardwatch dashboards push: Grafana at {args.url}: {exc.message}", file=err)
+        print(f"wardwatch dashboards push: Grafana at {shown}: {exc.message}", file=err)
     except niquests.exceptions.ConnectionError as exc:
-        print(f"wardwatch dashboards push: cannot reach {args.url}: {type(exc).__name__}", file=err)
+        print(f"wardwatch dashboards push: cannot reach {shown}: {type(exc).__name__}", file=err)
     return 1
 
 

@@ -179,6 +179,31 @@ def test_unresolved_placeholders_are_refused_before_any_request(env, capsys, mon
         assert rc == 1 and "WARDWATCH_ALERT_EMAIL" in err and "WARDWATCH_INFLUX_URL" not in err
 
 
+def test_token_file_no_policy_and_update_secrets(env, capsys, tmp_path):
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n")
+    with FakeGrafana(TOKEN) as g:
+        rc = wardwatch(["dashboards", "push", "--url", g.url, "--token-file", str(token_file), "--no-policy"])
+        out, err = capsys.readouterr()
+        assert rc == 0, err
+        assert TOKEN not in out + err
+        assert not [q for q in g.requests if q.path.endswith("/policies")]
+        assert g.state.policy["receiver"] == "grafana-default-email"  # the site's tree untouched
+        before = len(g.writes())
+        rc, out, err = run_push(capsys, g.url, "--no-policy", "--update-secrets")
+        assert rc == 0, err
+        assert [(w.method, w.path) for w in g.writes()[before:]] == [("PUT", "/api/datasources/uid/wardwatch-influx")]
+        assert g.violations == []
+
+
+def test_unreachable_grafana_is_one_line_and_exit_1(env, capsys):
+    with FakeGrafana(TOKEN) as g:
+        url = g.url  # a port that was just free and is closed after the with block
+    rc, out, err = run_push(capsys, url, "--dry-run", "--timeout", "2")
+    assert rc == 1
+    assert err.strip() == f"wardwatch dashboards push: cannot reach {url}: ConnectionError"
+
+
 def test_the_fake_rejects_what_grafana_documents_as_invalid(env):
     """The checking server can fail: malformed or undocumented calls are violations."""
     import niquests
@@ -259,3 +284,11 @@ def test_build_tree_maps_the_file_format_to_api_bodies():
                           "execErrState", "orgID"} for r in tree.rules)
     assert [c["uid"] for c in tree.contact_points] == RECEIVER_UIDS
     assert "orgId" not in tree.policy and tree.policy["receiver"] == "wardwatch-ward-team"
+
+
+@pytest.mark.parametrize("url, shown", [
+    ("https://grafana.example:3000/sub", "https://grafana.example:3000/sub"),
+    ("https://admin:s3cret@grafana.example/", "https://grafana.example/"),
+])
+def test_printed_url_has_no_userinfo(url, shown):
+    assert push._without_userinfo(url) == shown
