@@ -506,6 +506,9 @@ def fleet_health() -> dash_b.Dashboard:
                  .override_by_name("last reading", [prop("unit", "dateTimeFromNow")]))
     d.with_panel(table_b.Panel().id(4).title("Devices").grid_pos(pos(0, 5, 16, 10)).datasource(DS)
                  .with_target(q("A", DEVICE_LATEST, "table"))
+                 # Several last() in one query: InfluxDB stamps the row with the range's start,
+                 # not a report time, so the column would show a plausible wrong time.
+                 .with_transformation(transform("organize", {"excludeByName": {"Time": True}}))
                  .override_by_name("state", [prop("custom.cellOptions", {"type": "color-background"}),
                                              prop("mappings", text_colours({"online": ("online", GREEN),
                                                                             "offline": ("offline", RED)}))])
@@ -561,9 +564,13 @@ def gateway_health() -> dash_b.Dashboard:
                  .with_target(q("A", f"""SELECT sum("count") FROM "rejected" WHERE {WARD} AND $timeFilter
                      GROUP BY time($__interval), "reason" fill(none)""", alias="$tag_reason")))
     d.with_panel(table_b.Panel().id(7).title("Instances: last report").grid_pos(pos(0, 24, 24, 6)).datasource(DS)
-                 .with_target(q("A", f"""SELECT last("received") AS "received", last("stored") AS "stored",
-                     last("rejected") AS "rejected", last("spool_batches") AS "spool batches" FROM "gateway"
-                     WHERE {INSTANCE} AND time > now() - 24h GROUP BY "instance\"""", "table")))
+                 # The latest point itself (not several last(): their row time is the range's
+                 # start), so "last report" is when the instance last reported.
+                 .with_target(q("A", f"""SELECT "received", "stored", "rejected", "spool_batches" AS "spool batches"
+                     FROM "gateway" WHERE {INSTANCE} AND time > now() - 24h GROUP BY "instance"
+                     ORDER BY time DESC LIMIT 1""", "table"))
+                 .with_transformation(transform("organize", {"renameByName": {"Time": "last report"}}))
+                 .override_by_name("last report", [prop("unit", "dateTimeFromNow")]))
     return d
 
 

@@ -317,6 +317,16 @@ def test_gateway_health_per_instance(run):
     assert any(v[1] and v[1] > 0 for v in rate[0]["values"])  # a 4-bed ward at 1 Hz
     rejects = run_query(influx, expand_board(target("gateway-health", "Rejects by reason", "A"), VARS_MULTI))
     assert {s["tags"]["reason"] for s in rejects} and all(s["columns"] == ["time", "sum"] for s in rejects)
+    # "last report" is the time of the instance's latest self-metrics point (the gateway writes
+    # them every few seconds), not the start of the query range: several last() in one query
+    # would stamp the row 24 h ago, a plausible wrong time.
+    (row,) = pipeline(influx, "gateway-health", "Instances: last report", {**VARS_MULTI, "instance": Var.many("gw1")})
+    assert time.time() * 1000 - row["last report"] < 60_000 and row["stored"] > 0
+    latest = run_query(influx, "SELECT last(\"stored\") FROM gateway WHERE instance='gw1'")[0]["values"][0]
+    assert row["stored"] <= latest[1]
+    # Devices: the same several-last() row time is dropped rather than shown.
+    for r in pipeline(influx, "fleet-health", "Devices", VARS_MULTI):
+        assert "Time" not in r and r["state"] in ("online", "offline")
 
 
 def alert_query(uid: str) -> str:
