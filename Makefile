@@ -7,7 +7,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: deps venv npm test demo bench bench-ppg bench-alarms bench-broker bench-faults clean
+.PHONY: deps venv npm test demo bench bench-ppg bench-alarms bench-broker bench-faults bench-storage clean
 
 deps:
 	@sh provisioning/stack/install-deps.sh
@@ -62,6 +62,9 @@ bench-broker: venv
 
 bench-faults: venv
 	$(PY) bench/faults.py
+
+bench-storage: venv
+	$(PY) bench/storage.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build *.egg-info tests/firmware/mpy/node_modules tests/firmware/typecheck/node_modules .stubs .run
