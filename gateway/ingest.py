@@ -15,6 +15,7 @@ to their own handler.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections import Counter
@@ -30,6 +31,7 @@ from .config import Config
 from .contract import Rejected, decode_reading, decode_status, ident_of, parse_topic
 from .dedup import Dedup
 from .lag import LagMeter
+from .mqtt_fast import FastClient
 from .watermark import Watermarks
 from .logs import RateLimitedLog
 from .registry import Registry
@@ -119,7 +121,8 @@ class MqttIngest:
         self.watermarks = Watermarks(interval_ms=cfg.mqtt.watermark_interval_ms)
         self._wm_lock = threading.Lock()
         self._listeners: list[Listener] = []
-        self._routes: list[str] = []
+        self._routes: list[tuple[str, Handler, str]] = []
+        self._route_re: re.Pattern | None = None  # matches a topic of any route
         self.counts: Counter = Counter()
         self.rejects: Counter = Counter()
         self.connected = threading.Event()
@@ -127,9 +130,12 @@ class MqttIngest:
         self._paused = False
         self._reject_log = RateLimitedLog(log)
         m = cfg.mqtt
-        self.client = mqtt.Client(
+        # paho with a lean receive path and batched PUBACKs (gateway/mqtt_fast.py): QoS 1
+        # messages come to _on_publish; QoS 0 ones through paho's on_message.
+        self.client = FastClient(
             CallbackAPIVersion.VERSION2, client_id=m.client_id, protocol=mqtt.MQTTv5, manual_ack=True
         )
+        self.client.on_publish_fast = self._on_publish
         self.client.username_pw_set(m.username, cfg.mqtt_password() or None)
         if m.tls:
             self.client.tls_set(ca_certs=m.cafile or None)
@@ -154,23 +160,15 @@ class MqttIngest:
         """Subscribe to ``topic_filter`` and hand its messages to ``handler`` instead of the
         processor; each is counted as ``kind`` and acknowledged in order with the readings."""
 
-        def on_routed(client, userdata, msg) -> None:
-            if self._paused:
-                return
-            try:
-                handler(msg.topic, msg.payload, time.time_ns() // 1_000_000)
-            except Exception:
-                log.exception("%s handler failed on %s", kind, msg.topic)
-            self.counts[kind] += 1
-            self.submit(None, (self._generation, msg.mid, msg.qos, "", None))
-
-        self._routes.append(topic_filter)
-        self.client.message_callback_add(topic_filter, on_routed)
+        self._routes.append((topic_filter, handler, kind))
+        # Topic matching, as MQTT does it, for every message: one regex over all route filters
+        # (paho's matcher walks a trie per message; the readings match none).
+        self._route_re = re.compile("|".join(f"(?:{_filter_re(f)})" for f, _, _ in self._routes))
 
     def topics(self) -> list[str]:
         p = self.cfg.mqtt.prefix
         devices = [f"{p}/{ward}/{kind}" for ward in self.cfg.mqtt.wards for kind in ("+/vitals", "+/status")]
-        return devices + self._routes
+        return devices + [f for f, _, _ in self._routes]
 
     def start(self) -> None:
         props = Properties(PacketTypes.CONNECT)
@@ -210,10 +208,33 @@ class MqttIngest:
             log.warning("MQTT disconnected: %s; reconnecting", reason_code)
 
     def on_message(self, client, userdata, msg) -> None:
+        """paho's path: QoS 0 messages (no acknowledgement)."""
+        self._dispatch(msg.topic, msg.payload, msg.mid, msg.qos)
+
+    def _on_publish(self, topic: str, payload: bytes, mid: int) -> None:
+        """FastClient's path: every QoS 1 message."""
+        self._dispatch(topic, payload, mid, 1)
+
+    def _routed(self, topic: str, payload: bytes, mid: int, qos: int) -> bool:
+        """Hand a message of a routed topic to its handler; False if no route takes it."""
+        for topic_filter, handler, kind in self._routes:
+            if mqtt.topic_matches_sub(topic_filter, topic):
+                try:
+                    handler(topic, payload, time.time_ns() // 1_000_000)
+                except Exception:
+                    log.exception("%s handler failed on %s", kind, topic)
+                self.counts[kind] += 1
+                self.submit(None, (self._generation, mid, qos, "", None))
+                return True
+        return False
+
+    def _dispatch(self, topic: str, payload: bytes, mid: int, qos: int) -> None:
         if self._paused:
             return  # not acknowledged: the broker keeps it for the next run
+        if self._route_re is not None and self._route_re.fullmatch(topic) and self._routed(topic, payload, mid, qos):
+            return
         now_ns = time.time_ns()
-        outcome = self.processor.process(msg.topic, msg.payload, now_ns)
+        outcome = self.processor.process(topic, payload, now_ns)
         self.counts[outcome.kind] += 1
         if outcome.kind == "stored" and outcome.message.tq == 1:
             r = outcome.message
@@ -223,14 +244,14 @@ class MqttIngest:
                 try:
                     listener(outcome, now_ns // 1_000_000)
                 except Exception:
-                    log.exception("listener failed on %s", msg.topic)
+                    log.exception("listener failed on %s", topic)
         if outcome.kind == "rejected":
             self.rejects[outcome.reason] += 1
             self._reject_log.warning(
-                outcome.reason, "rejected %s on %s: %s", outcome.reason, msg.topic, outcome.detail,
+                outcome.reason, "rejected %s on %s: %s", outcome.reason, topic, outcome.detail,
                 reason=outcome.reason,
             )
-        self.submit(outcome.line, (self._generation, msg.mid, msg.qos, outcome.ward, outcome.handled))
+        self.submit(outcome.line, (self._generation, mid, qos, outcome.ward, outcome.handled))
 
     def publish(self, topic: str, payload: bytes, retain: bool) -> None:
         """Publish at QoS 1 (alarm events, active sets, replies); paho queues it, never blocks."""
@@ -242,15 +263,18 @@ class MqttIngest:
         generation = self._generation
         acked = 0
         handled = []
+        mids = []
         for token in tokens:
             if token is None:  # the gateway's own metrics line: nothing to acknowledge
                 continue
             gen, mid, qos, ward, reading = token
             if qos and gen == generation:
-                self.client.ack(mid, qos)
+                mids.append(mid)
             if reading is not None:
                 handled.append((ward, reading))
             acked += 1
+        # One write for the batch's PUBACKs, in receipt order.
+        self.client.ack_many(mids)
         self.counts["acked"] += acked
         if handled:
             with self._wm_lock:
@@ -268,3 +292,15 @@ class MqttIngest:
             payload = b'{"v":1,"dev":"%s","seq":%d,"top":%d}' % (device.encode(), mark, top)
             self.client.publish(f"{prefix}/{ward}/{device}/durable", payload, qos=1, retain=True)
         self.counts["watermarks"] += len(due)
+
+
+def _filter_re(topic_filter: str) -> str:
+    """A regex matching the topics of an MQTT topic filter (``+`` one level, ``#`` the rest)."""
+    parts = []
+    levels = topic_filter.split("/")
+    for i, level in enumerate(levels):
+        if level == "#":
+            # "a/#" matches "a" too.
+            return "/".join(parts) + ("(?:/.*)?" if parts else ".*")
+        parts.append("[^/]*" if level == "+" else re.escape(level))
+    return "/".join(parts)

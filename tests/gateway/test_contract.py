@@ -86,6 +86,10 @@ HOSTILE = [
     (enc()[:-1] + b',"seq":8}', "ambiguous", None),  # a key given twice
     (enc()[:-1] + b',"dev":"bed-01"}', "ambiguous", None),
     (enc()[:-1] + b',"x":{"a":1,"a":2}}', "ambiguous", None),
+    # The fast duplicate check counts '"' + ':' key ends: whitespace before a colon, and a
+    # string holding '":' (one key end fewer, one more), must not fool it.
+    (enc()[:-1] + b',"seq" :8}', "ambiguous", None),
+    (enc()[:-1] + b',"seq"\n\t:8, "x": "\\":"}', "ambiguous", None),
     (enc(extra="x" * 600), "oversize", False),
     (b'{"a":' * 80 + b"1" + b"}" * 80, "missing_key", True),
     (b"[" * 400 + b"]" * 400, "oversize", None),

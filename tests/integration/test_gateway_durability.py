@@ -100,10 +100,10 @@ def test_a_dead_writer_thread_fails_healthz_and_stops_the_watchdog(stack, tmp_pa
         wait_until(lambda: gateway.health()[1]["status"] == "ok", 30, "the gateway to connect")
         assert notify.recv(64) == b"READY=1" and notify.recv(64) == b"WATCHDOG=1"
 
-        def broken_ack(mid, qos):
+        def broken_ack(mids):
             raise RuntimeError("a bug in the acknowledgement path")
 
-        gateway.ingest.client.ack = broken_ack
+        gateway.ingest.client.ack_many = broken_ack
         pub = Publisher(stack)
         pub.publish("wardwatch/v1/w1/dev-01/vitals", reading("dev-01", 0))
         code, body = wait_until(lambda: (lambda h: h if h[1]["status"] == "failed" else None)(gateway.health()), 30,
