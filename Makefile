@@ -47,8 +47,10 @@ test: venv npm stubs
 demo: venv
 	$(PY) -m provisioning.stack.demo
 
+# One JSON line per script (bench/README.md): throughput and CPU, alarm latency at 5,000/s, spool drain.
 bench: venv
 	$(PY) bench/throughput.py
+	$(PY) bench/alarm_latency.py --loads 5000 --ramp '' --seconds 20
 	$(PY) bench/spool_drain.py
 
 bench-ppg: venv

@@ -605,8 +605,12 @@ def main() -> int:
                                  "ramp ends")
                         break
                 background.set_rate(0)
-                progress("background stopped; waiting for alarms_delayed to clear")
-                cleared = wait_for(lambda: any(e == "cleared" for e, _ in events.delayed), 120)
+                with events.lock:
+                    delayed_raised = any(e == "raised" for e, _ in events.delayed)
+                cleared = None  # never raised: nothing to clear
+                if delayed_raised:
+                    progress("background stopped; waiting for alarms_delayed to clear")
+                    cleared = wait_for(lambda: any(e == "cleared" for e, _ in events.delayed), 120)
             finally:
                 probes.close()
                 background.close()
