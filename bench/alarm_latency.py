@@ -53,8 +53,6 @@ import argparse
 import json
 import os
 import random
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -65,18 +63,16 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from bedside import mqttpacket as mp
-from provisioning.stack.services import OPERATOR_USER, TESTER_USER, exit_on_sigterm, terminate, wait_until
+from provisioning.stack.services import OPERATOR_USER, TESTER_USER, exit_on_sigterm, wait_until
 from provisioning.stack.ward import Ward
 
 # The bench scripts run as `python bench/<script>.py`, so their folder is on sys.path already.
+from loadgen import LoadGen
 from throughput import TICK, percentile, proc_cpu_s, progress, tester
 
 WARD = "bench"
 CODE = "hr_high"
 HR_ONSET, HR_TRIGGER, HR_AFTER, HR_NORMAL = 140, 142, 143, 80  # limit 120, clear 115 (docs/clinical.md)
-PASSWORD_ENV = "WARDWATCH_BENCH_MQTT_PASSWORD"
-INFLIGHT_WINDOW = 900  # unacknowledged background readings at most (as throughput.backlog_drains)
 
 
 def reading(dev: str, seq: int, ts: int, hr: int) -> str:
@@ -90,164 +86,8 @@ def label(rate: float) -> str:
     return f"{rate / 1000:g}k" if rate >= 1000 else f"{rate:g}"
 
 
-# -- background load: a separate process, so its publishing does not share our GIL ---------
-
-
-def background_worker(args) -> int:
-    """Publish normal readings round-robin over ``--worker-devices`` at the rate last read
-    from stdin (``rate <n>`` lines) until stdin closes; print ``{"t", "sent", "acked"}``
-    on stdout every 0.25 s and once at the end.
-
-    QoS 1 over one MQTT 3.1.1 connection, with the firmware's packet encoder
-    (``bedside.mqttpacket``) on a plain socket: paho spends ~130 us per publish (a thread
-    wake-up each), which on a 2-core host took CPU from the gateway being measured. At most
-    INFLIGHT_WINDOW readings are unacknowledged, as in throughput.py."""
-    exit_on_sigterm()
-    devices = args.worker_devices.split(",")
-    topics = [f"wardwatch/v1/{WARD}/{d}/vitals".encode() for d in devices]
-    seqs = [0] * len(devices)
-    sock = socket.create_connection(("127.0.0.1", args.worker_port), timeout=10)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.sendall(mp.connect("bench-alarm-background", keepalive=60, user=TESTER_USER, password=os.environ[PASSWORD_ENV]))
-    buf = b""
-    while (found := mp.split(buf)) is None:
-        chunk = sock.recv(4096)
-        if not chunk:
-            raise RuntimeError("broker closed the connection before CONNACK")
-        buf += chunk
-    ptype, _, start, end = found
-    if ptype != mp.CONNACK or mp.parse_connack(buf[start:end])[1] != 0:
-        raise RuntimeError(f"broker refused the background publisher: {buf[:end]!r}")
-    buf = buf[end:]
-    sock.settimeout(None)
-
-    stop = threading.Event()
-    pace = {"rate": 0.0, "t": time.monotonic(), "n": 0}
-    lock = threading.Lock()
-
-    def control():
-        for line in sys.stdin:
-            parts = line.split()
-            if len(parts) == 2 and parts[0] == "rate":
-                with lock:
-                    pace.update(rate=float(parts[1]), t=time.monotonic(), n=-1)
-        stop.set()
-
-    threading.Thread(target=control, daemon=True).start()
-    sent = acked = 0
-    next_status = next_ping = time.monotonic()
-
-    def status():
-        print(json.dumps({"t": time.time(), "sent": sent, "acked": acked}), flush=True)
-
-    drain_until = 0.0
-    try:
-        while True:
-            now = time.monotonic()
-            if stop.is_set():
-                drain_until = drain_until or now + 5  # wait for the last PUBACKs
-                if acked >= sent or now > drain_until:
-                    break
-            with lock:
-                if pace["n"] < 0:
-                    pace["n"] = sent
-                rate, t_base, n_base = pace["rate"], pace["t"], pace["n"]
-            due = int(n_base + (now - t_base) * rate) if rate > 0 and not stop.is_set() else sent
-            if due - sent > rate * 0.2:
-                # Fell behind (scheduler, broker): carry on at the rate rather than burst.
-                with lock:
-                    pace.update(t=now, n=sent)
-                due = sent
-            n = max(0, min(due - sent, INFLIGHT_WINDOW - (sent - acked)))
-            if n:
-                ts = int(time.time() * 1000)
-                packets = []
-                for i in range(sent, sent + n):
-                    k = i % len(devices)
-                    payload = reading(devices[k], seqs[k], ts, 70 + k % 8).encode()
-                    packets.append(mp.publish(topics[k], payload, qos=1, pid=i % 65535 + 1))
-                    seqs[k] += 1
-                sock.sendall(b"".join(packets))
-                sent += n
-            # PUBACKs: count them (the broker acknowledges in order).
-            while True:
-                try:
-                    chunk = sock.recv(65536, socket.MSG_DONTWAIT)
-                except BlockingIOError:
-                    break
-                if not chunk:
-                    raise RuntimeError("broker closed the background publisher's connection")
-                buf += chunk
-            pos = 0
-            while (found := mp.split(buf, pos)) is not None:
-                acked += found[0] == mp.PUBACK
-                pos = found[3]
-            buf = buf[pos:]
-            if now >= next_status:
-                status()
-                next_status = now + 0.25
-            if now >= next_ping:
-                sock.sendall(mp.PINGREQ_PKT)
-                next_ping = now + 20
-            time.sleep(0.001)
-    finally:
-        status()
-        try:
-            sock.sendall(mp.DISCONNECT_PKT)
-        finally:
-            sock.close()
-    return 0
-
-
-class Background:
-    """The background publisher process and its latest status line."""
-
-    def __init__(self, ward: Ward, devices: list[str], log: Path):
-        env = {**os.environ, PASSWORD_ENV: ward.stack.password(TESTER_USER)}
-        self.log = open(log, "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--worker-port", str(ward.stack.mosquitto.port),
-             "--worker-devices", ",".join(devices)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, env=env, text=True,
-            start_new_session=True,
-        )
-        self.last = {"t": time.time(), "sent": 0, "acked": 0}
-        self.updated = threading.Event()
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            try:
-                self.last = json.loads(line)
-                self.updated.set()
-            except ValueError:
-                pass
-
-    def set_rate(self, rate: float) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(f"rate {rate}\n")
-        self.proc.stdin.flush()
-
-    def snapshot(self) -> dict:
-        """A status line fresher than this call (at most 0.25 s old)."""
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"background publisher exited {self.proc.returncode}")
-        self.updated.clear()
-        self.updated.wait(2)
-        return dict(self.last)
-
-    def close(self) -> None:
-        try:
-            if self.proc.stdin:
-                self.proc.stdin.close()
-            self.proc.wait(timeout=10)
-        except (OSError, subprocess.TimeoutExpired):
-            pass
-        terminate(self.proc, timeout=5)
-        self.reader.join(timeout=2)
-        self.log.close()
+# -- background load: bench/loadgen.py (a separate process, so its publishing does not share
+# our GIL; the firmware's packet encoder on plain sockets) ---------------------------------
 
 
 # -- alarm events ---------------------------------------------------------------------------
@@ -531,11 +371,7 @@ def main() -> int:
     ap.add_argument("--delay", type=float, default=2, help="hr_high condition delay (s) in the bench limits file")
     ap.add_argument("--lost-after", type=float, default=10, help="an alarm with no raised event this long after its trigger is lost")
     ap.add_argument("--samples", type=Path, help="also write every probe alarm (times in epoch ms) to this JSON-lines file")
-    ap.add_argument("--worker-port", type=int, help=argparse.SUPPRESS)
-    ap.add_argument("--worker-devices", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.worker_devices:
-        return background_worker(args)
     exit_on_sigterm()
     started = time.monotonic()
     loads = [float(x) for x in args.loads.split(",") if x.strip()]
@@ -556,7 +392,9 @@ def main() -> int:
             progress(f"stack and gateway up; admitting {n_beds} patients")
             admit_all(ward, beds)
             events = Events(ward)
-            background = Background(ward, devices[: args.devices], Path(tmp) / "background.log")
+            background = LoadGen(ward.stack.mosquitto.port, TESTER_USER, ward.stack.password(TESTER_USER),
+                                 {d: WARD for d in devices[: args.devices]}, Path(tmp) / "background.log",
+                                 connections=2, client_prefix="bench-alarm-background")
             probes = Probes(ward, list(zip(devices[args.devices :], beds[args.devices :])), events, args.delay,
                             args.lost_after)
             pids = {"gateway": ward.gateway.proc.pid, "broker": ward.stack.mosquitto.proc.pid,

@@ -15,7 +15,8 @@ keeps at most ``--window`` readings unacknowledged (paho's queue behind its wind
 scanned per PUBACK, and a broker's in-flight limit is of the same order).
 
 Readings carry ``low`` = their own seq: the gateway tracks and publishes each device's
-watermark, as it does for the real firmware. Who uses it: ``throughput.py`` (``LoadGen``).
+watermark, as it does for the real firmware. Who uses it: ``throughput.py`` and
+``alarm_latency.py`` (``LoadGen``).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import time
 from pathlib import Path
 
 from bedside import mqttpacket as mp
+from provisioning.stack.services import terminate
 
 PASSWORD_ENV = "WARDWATCH_BENCH_MQTT_PASSWORD"
 TICK_S = 0.002
@@ -231,6 +233,19 @@ class LoadGen:
         self.updated.clear()
         self.updated.wait(2)
         return dict(self.last)
+
+    def close(self) -> None:
+        """Stop it whatever state it is in (for a finally: clause); see ``finish`` for the
+        final status."""
+        try:
+            if self.proc.stdin:
+                self.proc.stdin.close()
+            self.proc.wait(timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+        terminate(self.proc, timeout=5)
+        self.reader.join(timeout=2)
+        self.log.close()
 
     def finish(self, timeout: float = 20) -> dict:
         """Stop publishing, wait for the last PUBACKs; the final status (with ``next``)."""

@@ -29,7 +29,7 @@ import json
 import sys
 from pathlib import Path
 
-import yaml
+import yaml  # PyYAML (pyproject: pyyaml): writes the provisioning YAML files
 from grafana_foundation_sdk.builders import alerting as alert_b
 from grafana_foundation_sdk.builders import common as common_b
 from grafana_foundation_sdk.builders import dashboard as dash_b
