@@ -108,6 +108,9 @@ def load(path: str | Path) -> Inventory:
         fail(error_key(err, "site"), error_message(err))
     if site.broker_port is not None and not 0 < site.broker_port < 65536:
         fail("site.broker_port", f"not a port: {site.broker_port}")
+    if site.tls and not site.cafile:
+        fail("site.cafile", "needed with tls = true: a board has no CA store, so it verifies the broker "
+                            "against this CA certificate (copied to each board as /ca.crt)")
     if site.wifi_ssid and not site.wifi_key_file:
         fail("site.wifi_key_file", "needed with wifi_ssid (the key is read from this file, never from the inventory)")
     entries: dict[str, Entry] = {}

@@ -116,6 +116,12 @@ def test_a_bad_inventory_names_the_key_and_line(tmp_path, devices, where):
     assert where in str(err.value)
 
 
+def test_tls_needs_the_ca_a_board_verifies_the_broker_with(tmp_path):
+    with pytest.raises(ConfigError, match="site.cafile: needed with tls = true: a board has no CA store"):
+        load(tmp_path, '[site]\nbroker_host = "b"\ntls = true\n')
+    assert load(tmp_path, '[site]\nbroker_host = "b"\ntls = false\n').site.tls is False
+
+
 def test_a_wifi_ssid_needs_a_key_file_not_a_key(tmp_path):
     with pytest.raises(ConfigError, match="site.wifi_key"):
         load(tmp_path, '[site]\nbroker_host = "b"\nwifi_ssid = "n"\nwifi_key = "secret"\n')
