@@ -91,17 +91,19 @@ class StatusWatch:
             self._subacks[mid] = suback
         if not suback.wait(10):
             raise BoardError(f"no SUBACK for {topic}: is this account allowed to read it?")
-        return Watcher(self, topic, done, time.monotonic())
+        return Watcher(topic, done, self._waiting[topic][1], self.timeout_s)
 
 
 class Watcher:
-    def __init__(self, watch: StatusWatch, topic: str, done: threading.Event, since: float):
-        self._watch, self.topic, self._done, self._since = watch, topic, done, since
+    """One board's wait; ``doc`` is filled with the status when it arrives."""
+
+    def __init__(self, topic: str, done: threading.Event, doc: dict, timeout_s: float):
+        self.topic, self._done, self._doc, self._timeout_s = topic, done, doc, timeout_s
+        self._since = time.monotonic()
 
     def wait(self) -> str:
         """"online after 4.2 s, fw 0.1.0"; BoardError if nothing came within the timeout."""
-        if not self._done.wait(self._watch.timeout_s):
-            raise BoardError(f"no online status on {self.topic} within {self._watch.timeout_s:.0f} s "
+        if not self._done.wait(self._timeout_s):
+            raise BoardError(f"no online status on {self.topic} within {self._timeout_s:.0f} s "
                              "(check Wi-Fi, the broker address and the device's password)")
-        doc = self._watch._waiting[self.topic][1]
-        return f"online after {time.monotonic() - self._since:.1f} s, fw {doc.get('fw')}"
+        return f"online after {time.monotonic() - self._since:.1f} s, fw {self._doc.get('fw')}"
