@@ -146,6 +146,7 @@ class Notifier:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._in_flight: str | None = None  # the label of the target being sent to, if any
         self.counts = {"queued": 0, "sent": 0, "retries": 0, "failed": 0, "resent_after_crash": 0}
         self._apprise_log = _LastWarning()
         alog = logging.getLogger("apprise")
@@ -224,8 +225,14 @@ class Notifier:
         """Stop after the send in flight (if any); pending rows stay for the next start."""
         self._stop.set()
         self._wake.set()
+        target = self._in_flight
+        if target is not None:  # says why a stop takes a while (a slow mail server, a hung webhook)
+            log.info("stopping: waiting up to %.0f s for the notification in flight to %s", JOIN_S, target)
         if self._thread is not None:
             self._thread.join(JOIN_S)
+            if self._thread.is_alive():
+                log.warning("stopped with a notification still in flight to %s: it is sent again at the next "
+                            "start (the receiver may get it twice)", self._in_flight)
         logging.getLogger("apprise").removeHandler(self._apprise_log)
         with self._lock:
             self.db.close()
@@ -263,10 +270,13 @@ class Notifier:
             self.db.execute("UPDATE outbox SET state = 'sending' WHERE key = ? AND target = ?", (key, target))
         url = self.urls[target]
         self._apprise_log.last = ""
+        self._in_flight = self.labels[target]
         try:
             ok = self._send(with_idempotency_key(url, key), title, body)
         except Exception as exc:  # a plugin bug is a failed attempt, not a dead sender
             ok, self._apprise_log.last = False, f"{type(exc).__name__}: {exc}"
+        finally:
+            self._in_flight = None
         reason = self._scrub(self._apprise_log.last, url) or "the target refused or did not answer"
         now = self._now_ms()
         attempts += 1

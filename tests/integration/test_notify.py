@@ -1,7 +1,7 @@
 """Alarm notifications end to end: simulated ward -> Mosquitto -> real gateway -> apprise ->
 a real local SMTP server (aiosmtpd) and a real local webhook receiver (http.server).
 
-One simulated ward of three beds reads SpO2 75 throughout; admitting a patient to a bed
+One simulated ward of four beds reads SpO2 75 throughout; admitting a patient to a bed
 raises its high-priority ``spo2_desat`` alarm 5 s later, so each stage controls when its
 alarm comes:
 
@@ -9,7 +9,10 @@ alarm comes:
 2. receivers down when bed 02's alarm is raised; the gateway retries, is stopped (SIGTERM)
    with the notification pending, the receivers come back, the gateway starts again: the
    notification arrives once;
-3. the same for bed 03 with SIGKILL.
+3. the same for bed 03 with SIGKILL;
+4. bed 04's webhook POST is held open by the receiver and the gateway is stopped (SIGTERM)
+   while it is in flight: the stop waits for the send, the receiver answers, and the
+   restarted gateway sends nothing again.
 
 At the end the outbox is empty (nothing more can be sent) and every bed's alarm arrived
 exactly once per target, none lost, none twice. Every wait is a ``wait_until``.
@@ -34,9 +37,10 @@ pytestmark = pytest.mark.services
 
 WARD = "nt"
 HOOK_SECRET = "s3cr3t-hook-pass"
+IN_FLIGHT = "stopping: waiting up to 20 s for the notification in flight to ward-phones #2 json://127.0.0.1"
 SCENARIO = """
 [[bed]]
-beds = [1, 2, 3]
+beds = [1, 2, 3, 4]
 [[bed.phase]]
 at_s = 0
 spo2 = 75
@@ -74,12 +78,26 @@ class Mailbox:
 
 
 class Webhook:
-    """A JSON webhook receiver on a fixed loopback port; keeps (headers, body) of each POST."""
+    """A JSON webhook receiver on a fixed loopback port; keeps (headers, body) of each POST.
+    After ``hold()``, the next POST is kept but not answered until ``release()``: a send in
+    flight for as long as the test wants (``arrived`` is set when it came)."""
 
     def __init__(self, port: int):
         self.port = port
         self.posts: list[tuple[dict, dict]] = []
         self.server: ThreadingHTTPServer | None = None
+        self.arrived = threading.Event()
+        self._holding = False
+        self._release = threading.Event()
+
+    def hold(self) -> None:
+        self.arrived.clear()
+        self._release.clear()
+        self._holding = True
+
+    def release(self) -> None:
+        self._holding = False
+        self._release.set()
 
     def start(self) -> None:
         hook = self
@@ -91,6 +109,9 @@ class Webhook:
             def do_POST(self):  # noqa: N802
                 data = self.rfile.read(int(self.headers["Content-Length"]))
                 hook.posts.append((dict(self.headers), json.loads(data)))
+                if hook._holding:
+                    hook.arrived.set()
+                    hook._release.wait(60)
                 self.send_response(200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -120,7 +141,7 @@ def run(tmp_path_factory):
     )
     scenario = tmp / "scenario.toml"
     scenario.write_text(SCENARIO)
-    ward = Ward(tmp / "ward", WARD, beds=3)
+    ward = Ward(tmp / "ward", WARD, beds=4)
     gw = ward.gateway
     with open(gw.config, "a") as f:  # GatewayProcess writes no [notify]: add ours
         f.write(
@@ -159,9 +180,25 @@ def run(tmp_path_factory):
                 gw.start()
                 wait_until(lambda: mail.for_bed(bed) and hook.for_bed(bed), 30, f"bed {bed}'s mail and webhook")
                 wait_until(lambda: notify().get("pending") == 0, 10, "an empty outbox")
+
+            # 4. SIGTERM while the webhook POST is in flight: the stop waits for it.
+            hook.hold()
+            admit("04")
+            wait_until(hook.arrived.is_set, 30, "bed 04's webhook POST, held open by the receiver")
+            stopper = threading.Thread(target=gw.stop)
+            stopper.start()
+            wait_until(lambda: IN_FLIGHT in gw.log.read_text(), 30, "the stop to wait for the send in flight")
+            hook.release()
+            stopper.join(60)
+            assert not stopper.is_alive()
+            gw.start()
+            wait_until(lambda: mail.for_bed("04"), 30, "bed 04's mail")
+            wait_until(lambda: notify().get("pending") == 0, 10, "an empty outbox")
+            stages["04"] = dict(notify())
             stages["end"] = dict(notify())
             yield {"mail": mail, "hook": hook, "stages": stages, "log": gw.log.read_text()}
         finally:
+            hook.release()
             mail.stop()
             hook.stop()
 
@@ -192,11 +229,18 @@ def test_a_restart_while_the_notice_is_pending_neither_loses_nor_duplicates_it(r
     assert posts[0][0]["X-Idempotency-Key"] == posts[0][1]["idempotency_key"]
 
 
+def test_a_stop_during_a_send_waits_for_it_and_the_restart_sends_nothing_again(run):
+    stage = run["stages"]["04"]
+    assert stage["resent_after_crash"] == 0 and stage["failed"] == 0  # the row was "sent" when the gateway stopped
+    assert len(run["mail"].for_bed("04")) == 1 and len(run["hook"].for_bed("04")) == 1
+    assert IN_FLIGHT in run["log"] and "still in flight" not in run["log"]
+
+
 def test_exactly_one_per_alarm_and_target_over_the_whole_run_and_no_secret_logged(run):
     assert run["stages"]["end"]["pending"] == 0 and run["stages"]["end"]["failed"] == 0
-    assert len(run["mail"].messages) == 3 and len(run["hook"].posts) == 3
+    assert len(run["mail"].messages) == 4 and len(run["hook"].posts) == 4
     keys = [h["X-Idempotency-Key"] for h, _ in run["hook"].posts]
-    assert len(set(keys)) == 3
+    assert len(set(keys)) == 4
     log = run["log"]
     assert HOOK_SECRET not in log
     assert "notification sent to ward-phones #2 json://127.0.0.1" in log
