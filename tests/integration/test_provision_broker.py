@@ -5,6 +5,7 @@ ward, keeps a ward-limited operator to its ward, and serves TLS with the generat
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import ssl
 import struct
@@ -89,25 +90,34 @@ class DeployedBroker(_Process):
         return self
 
 
-@pytest.fixture
-def deployed(tmp_path):
-    """A deployment from the command itself (a child process, as an operator would run it)."""
-    creds = tmp_path / "devices.creds"
-    creds.write_text("".join(f"{u}:{p}\n" for u, p in DEVICES.items()))
-    os.chmod(creds, 0o600)
-    out = tmp_path / "broker"
+def deploy(out: Path, creds: Path, *extra: str) -> tuple[DeployedBroker, subprocess.CompletedProcess]:
+    """Run ``wardwatch provision broker`` (a child process, as an operator would) into ``out``
+    with a test CA, a TLS listener and a plain loopback one on free ports, and ``extra``
+    arguments; the broker is returned unstarted."""
     tls_port, plain_port = free_port(), free_port()
     argv = [sys.executable, "-m", "gateway.cli", "provision", "broker", "--out", str(out),
             "--credentials", str(creds), "--generate-passwords",
-            "--operator", "ward-station-w1:w1", "--display", "display-w1:w1",
             "--make-test-ca", "--hostname", "localhost", "--hostname", "127.0.0.1",
             "--install-dir", str(out), "--persistence-dir", str(out / "data"),
-            "--tls-port", str(tls_port), "--tls-bind", "127.0.0.1", "--plain-port", str(plain_port)]
+            "--tls-port", str(tls_port), "--tls-bind", "127.0.0.1", "--plain-port", str(plain_port), *extra]
     if os.geteuid() == 0:
         argv += ["--run-as", "root"]  # Mosquitto would switch to 'mosquitto', who cannot read tmp_path
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=REPO)
     assert proc.returncode == 0, proc.stderr
-    broker = DeployedBroker(out, tls_port, plain_port)
+    return DeployedBroker(out, tls_port, plain_port), proc
+
+
+def write_creds(path: Path, accounts: dict[str, str]) -> Path:
+    path.write_text("".join(f"{u}:{p}\n" for u, p in accounts.items()))
+    os.chmod(path, 0o600)
+    return path
+
+
+@pytest.fixture
+def deployed(tmp_path):
+    """A deployment from the command itself, with a ward-limited operator and display."""
+    creds = write_creds(tmp_path / "devices.creds", DEVICES)
+    broker, proc = deploy(tmp_path / "broker", creds, "--operator", "ward-station-w1:w1", "--display", "display-w1:w1")
     for account in (GATEWAY_USER, "ward-station-w1", "display-w1"):
         assert broker.password(account) not in proc.stdout + proc.stderr  # never printed
     broker.start()
@@ -252,3 +262,51 @@ def test_stack_broker_pins_devices_to_their_config_and_durable(stack):
     assert a.messages == [("wardwatch/v1/w1/dev-aa1/config", b'{"rate":2}')]
     for client in (a, b, tester, gw):
         client.close()
+
+
+def test_a_site_broker_bridges_its_ward_to_the_central_one_over_verified_tls(tmp_path):
+    """Both brokers from ``provision broker``: the central one with a bridge account for w1,
+    the site bridged to the central's TLS listener, trusting the central's CA. A reading
+    crosses up and the gateway's watermark comes down. A site that trusts another CA does
+    not connect (its log says why), and its reading never reaches the central broker."""
+    bridge_user = "bridge-site1"
+    creds = write_creds(tmp_path / "creds", {**DEVICES, bridge_user: secrets.token_urlsafe(18)})
+    central, _ = deploy(tmp_path / "central", creds, "--bridge-account", f"{bridge_user}:w1")
+    central.start()
+    to_central = ["--bridge-to", f"127.0.0.1:{central.tls_port}", "--bridge-wards", "w1", "--bridge-user", bridge_user]
+    site, out = deploy(tmp_path / "site", creds, *to_central, "--bridge-name", "site1", "--bridge-cafile", str(central.ca))
+    assert "over TLS" in out.stdout
+    assert "bridge_cafile" in (tmp_path / "site" / "bridges" / "site1.conf").read_text()
+    other = make_test_ca(tmp_path / "other-ca", ["127.0.0.1"])
+    wrong, _ = deploy(tmp_path / "wrong", creds, *to_central, "--bridge-name", "site2",
+                      "--bridge-cafile", str(other.ca_cert))
+    clients = []
+    try:
+        site.start()
+        wrong.start()
+        gw = Client(central.tls_port, GATEWAY_USER, central.password(GATEWAY_USER), "gw", cafile=central.ca)
+        clients.append(gw)
+        gw.subscribe("wardwatch/v1/w1/+/vitals")
+
+        stranger = Client(wrong.plain_port, "dev-cc3", DEVICES["dev-cc3"], "dev-cc3")
+        clients.append(stranger)
+        stranger.publish("wardwatch/v1/w1/dev-cc3/vitals", b"via the wrong CA")
+        wait_until(lambda: "certificate verify failed" in wrong.log.read_text(errors="replace"), 30,
+                   "the site with the wrong CA to refuse the central's certificate")
+
+        dev = Client(site.plain_port, "dev-aa1", DEVICES["dev-aa1"], "dev-aa1")
+        clients.append(dev)
+        dev.subscribe("wardwatch/v1/w1/dev-aa1/durable")
+        dev.publish("wardwatch/v1/w1/dev-aa1/vitals", b"via the site")
+        wait_until(lambda: ("wardwatch/v1/w1/dev-aa1/vitals", b"via the site") in gw.messages, 30,
+                   "the site's reading at the central broker, over the TLS bridge")
+        mark = b'{"v":1,"dev":"dev-aa1","seq":1,"top":1}'
+        gw.publish("wardwatch/v1/w1/dev-aa1/durable", mark, retain=True)
+        wait_until(lambda: ("wardwatch/v1/w1/dev-aa1/durable", mark) in dev.messages, 30,
+                   "the central's watermark at the site's device")
+        assert gw.topics == ["wardwatch/v1/w1/dev-aa1/vitals"]  # nothing from the wrong-CA site
+    finally:
+        for client in clients:
+            client.close()
+        for broker in (site, wrong, central):
+            broker.stop()
