@@ -72,5 +72,7 @@ except ValueError as e:
 t0 = clock.ticks_ms()
 res["ticks"] = [clock.ticks_diff(clock.ticks_add(t0, 250), t0), clock.ticks_diff(t0, clock.ticks_add(t0, 250)),
                 clock.ticks_diff(clock.ticks_add(t0, -10), clock.ticks_add(t0, 5))]
+wrap = clock.ticks_add(0, -5)  # on a board: 5 ms before the counter wraps to 0
+res["ticks"].append(clock.ticks_diff(clock.ticks_add(wrap, 10), wrap))
 res["tq"] = clock.now()[1]
 print("RESULT " + json.dumps(res))
