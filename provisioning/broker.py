@@ -387,6 +387,11 @@ def read_credentials(path: Path) -> dict[str, str]:
     return users
 
 
+def save_credentials(path: Path, users: dict[str, str]) -> None:
+    """Write ``users`` as the ``user:password`` file ``read_credentials`` reads (0600)."""
+    _write_private(Path(path), "".join(f"{u}:{p}\n" for u, p in users.items()))
+
+
 def _write_private(path: Path, text: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
@@ -409,7 +414,7 @@ def write_password_file(path: Path, users: dict[str, str]) -> None:
     for user, password in users.items():
         if ":" in user or "\n" in user or "\n" in password:
             raise ValueError(f"invalid credentials for {user!r}")
-    _write_private(Path(path), "".join(f"{u}:{p}\n" for u, p in users.items()))
+    save_credentials(path, users)  # the same lines, then hashed in place
     proc = subprocess.run([mosquitto_passwd_binary(), "-U", str(path)], capture_output=True, text=True)
     if proc.returncode != 0:
         Path(path).unlink(missing_ok=True)  # never leave the plain text behind

@@ -40,7 +40,7 @@ from gateway.config import ConfigError
 from . import inventory as inv
 from . import serialports
 from .board_link import BoardError, BoardInfo, BoardLink
-from .broker import _write_private, check_account, read_credentials, write_password_file
+from .broker import _write_private, check_account, read_credentials, save_credentials, write_password_file
 from .firmware_image import ImageError, MpyTarget, build, compiler_for, decode_mpy
 
 HELP = "flash boards with mpremote: firmware compiled for each board, config, per-device credentials"
@@ -109,7 +109,7 @@ class Credentials:
             return self.users[device], False
         self.users[device] = secrets.token_urlsafe(24)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        _write_private(self.path, "".join(f"{u}:{p}\n" for u, p in self.users.items()))
+        save_credentials(self.path, self.users)
         return self.users[device], True
 
 

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from .. import broker
 from .gateway_proc import GatewayProcess, write_registry
 from .services import Stack, terminate, wait_until
 
@@ -27,8 +28,7 @@ def sim_device_ids(ward: str, beds: int) -> list[str]:
 def write_credentials(path: Path, devices: list[str]) -> dict[str, str]:
     """A random password per device, in ``user:password`` lines (0600); returns the map."""
     creds = {dev: secrets.token_urlsafe(18) for dev in devices}
-    path.write_text("".join(f"{u}:{p}\n" for u, p in creds.items()))
-    os.chmod(path, 0o600)
+    broker.save_credentials(path, creds)
     return creds
 
 

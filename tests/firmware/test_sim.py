@@ -12,6 +12,7 @@ import sys
 import pytest
 
 from bedside.simvitals import Patient
+from provisioning.broker import save_credentials
 from wardsim import scenariofile, sim
 
 from .conftest import FIRMWARE, REPO, wait
@@ -141,7 +142,7 @@ def _creds(broker, tmp_path, beds):
     broker.mosquitto.add_users(users)
     broker.restart()
     path = tmp_path / "creds"
-    path.write_text("".join(f"{u}:{p}\n" for u, p in users.items()))
+    save_credentials(path, users)
     return path
 
 

@@ -21,6 +21,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from provisioning.stack.services import (
     GATEWAY_USER, TESTER_USER, _binary, _Process, _port_open, free_port, wait_until,
 )
+from provisioning.broker import save_credentials
 from provisioning.tls import make_test_ca
 
 pytestmark = pytest.mark.services
@@ -107,16 +108,11 @@ def deploy(out: Path, creds: Path, *extra: str) -> tuple[DeployedBroker, subproc
     return DeployedBroker(out, tls_port, plain_port), proc
 
 
-def write_creds(path: Path, accounts: dict[str, str]) -> Path:
-    path.write_text("".join(f"{u}:{p}\n" for u, p in accounts.items()))
-    os.chmod(path, 0o600)
-    return path
-
-
 @pytest.fixture
 def deployed(tmp_path):
     """A deployment from the command itself, with a ward-limited operator and display."""
-    creds = write_creds(tmp_path / "devices.creds", DEVICES)
+    creds = tmp_path / "devices.creds"
+    save_credentials(creds, DEVICES)
     broker, proc = deploy(tmp_path / "broker", creds, "--operator", "ward-station-w1:w1", "--display", "display-w1:w1")
     for account in (GATEWAY_USER, "ward-station-w1", "display-w1"):
         assert broker.password(account) not in proc.stdout + proc.stderr  # never printed
@@ -270,7 +266,8 @@ def test_a_site_broker_bridges_its_ward_to_the_central_one_over_verified_tls(tmp
     crosses up and the gateway's watermark comes down. A site that trusts another CA does
     not connect (its log says why), and its reading never reaches the central broker."""
     bridge_user = "bridge-site1"
-    creds = write_creds(tmp_path / "creds", {**DEVICES, bridge_user: secrets.token_urlsafe(18)})
+    creds = tmp_path / "creds"
+    save_credentials(creds, {**DEVICES, bridge_user: secrets.token_urlsafe(18)})
     central, _ = deploy(tmp_path / "central", creds, "--bridge-account", f"{bridge_user}:w1")
     central.start()
     to_central = ["--bridge-to", f"127.0.0.1:{central.tls_port}", "--bridge-wards", "w1", "--bridge-user", bridge_user]
